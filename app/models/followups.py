@@ -1,0 +1,74 @@
+"""Follow-ups for staff and what staff logged on them."""
+
+import peewee as pw
+
+from app import clock
+from app.db import BaseModel, UTCDateTimeField
+from app.models.customers import Customer
+from app.models.plans import Decision, Occurrence, Plan
+from app.models.org import Staff, Store
+
+FOLLOWUP_STATUSES = ("open", "done", "withdrawn", "expired")
+OUTCOMES = ("reached", "booked", "no_answer", "declined", "wrong_number", "opted_out")
+
+
+class FollowUp(BaseModel):
+    store = pw.ForeignKeyField(Store, on_delete="CASCADE")
+    customer = pw.ForeignKeyField(Customer, backref="followups", on_delete="CASCADE")
+    plan = pw.ForeignKeyField(Plan, null=True, backref="followups", on_delete="SET NULL")
+    occurrence = pw.ForeignKeyField(Occurrence, null=True, on_delete="SET NULL")
+    assignee = pw.ForeignKeyField(Staff, null=True, backref="followups", on_delete="SET NULL")
+    assigned_by_rule = pw.CharField(max_length=20, default="")
+    status = pw.CharField(max_length=10, default="open")
+    # Equals customer_id while open, NULL otherwise: a unique index then allows one open
+    # follow-up per customer on every backend.
+    open_customer = pw.IntegerField(null=True, unique=True)
+    due_at = UTCDateTimeField()
+    snoozed_until = UTCDateTimeField(null=True)
+    script = pw.TextField(default="")
+    variant = pw.CharField(max_length=2, default="")
+    outcome = pw.CharField(max_length=16, null=True)
+    attempts = pw.SmallIntegerField(default=0)
+    note = pw.TextField(default="")
+    withdrawn_reason = pw.CharField(max_length=200, default="")
+    parent = pw.ForeignKeyField("self", null=True, backref="children", on_delete="SET NULL")
+    created_at = UTCDateTimeField(default=clock.now)
+    completed_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = (
+            (("assignee", "status", "due_at"), False),
+            (("store", "status", "due_at"), False),
+            (("plan", "status"), False),
+            (("customer", "created_at"), False),
+        )
+
+
+class FollowUpReason(BaseModel):
+    """One plan occurrence a follow-up covers (several when merged for one call)."""
+
+    followup = pw.ForeignKeyField(FollowUp, backref="reasons", on_delete="CASCADE")
+    plan = pw.ForeignKeyField(Plan, null=True, on_delete="SET NULL")
+    occurrence = pw.ForeignKeyField(Occurrence, null=True, on_delete="SET NULL")
+    decision = pw.ForeignKeyField(Decision, null=True, unique=True, on_delete="SET NULL")
+    text = pw.CharField(max_length=300, default="")
+    script = pw.TextField(default="")
+    created_at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = ((("followup",), False),)
+
+
+class ContactLog(BaseModel):
+    followup = pw.ForeignKeyField(FollowUp, null=True, backref="logs", on_delete="CASCADE")
+    customer = pw.ForeignKeyField(Customer, backref="contact_logs", on_delete="CASCADE")
+    staff = pw.ForeignKeyField(Staff, null=True, on_delete="SET NULL")
+    channel = pw.CharField(max_length=16, default="phone")
+    outcome = pw.CharField(max_length=16)
+    note = pw.TextField(default="")
+    next_at = UTCDateTimeField(null=True)
+    at = UTCDateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = ((("customer", "at"), False), (("staff", "at"), False))

@@ -1,0 +1,9 @@
+"""Blueprints, one per area."""
+
+
+def register_blueprints(app) -> None:
+    """Register every blueprint of the app."""
+    from app.routes import api, auth, customers, dashboard, followups, health, home, plans, settings
+
+    for module in (auth, home, followups, customers, plans, dashboard, settings, health, api):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,1 @@
+"""The domain: no request or response objects, `now` passed in."""

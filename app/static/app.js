@@ -1,0 +1,19 @@
+// Small progressive enhancements; every page works without this file.
+document.addEventListener("click", function (e) {
+  var btn = e.target.closest("[data-copy]");
+  if (!btn) return;
+  var text = document.getElementById(btn.dataset.copy);
+  if (!text) return;
+  var value = text.value !== undefined ? text.value : text.innerText;
+  var done = function () { btn.dataset.copied = "1"; setTimeout(function () { delete btn.dataset.copied; }, 1500); };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(value).then(done, function () { fallback(text, done); });
+  } else { fallback(text, done); }
+});
+function fallback(el, done) {
+  var ta = document.createElement("textarea");
+  ta.value = el.value !== undefined ? el.value : el.innerText;
+  ta.setAttribute("readonly", ""); ta.style.position = "fixed"; ta.style.opacity = "0";
+  document.body.appendChild(ta); ta.select();
+  try { document.execCommand("copy"); done(); } finally { document.body.removeChild(ta); }
+}

@@ -1,0 +1,1 @@
+"""huey jobs only (staff work is a FollowUp, never a task)."""
