@@ -29,8 +29,16 @@ def select_locale() -> str:
     best = request.accept_languages.best_match(
         ["en", "zh-CN", "zh-Hans", "zh-TW", "zh-HK", "zh-Hant", "zh", "th", "ms"]
     )
-    mapping = {"zh-CN": "zh_Hans", "zh-Hans": "zh_Hans", "zh": "zh_Hans", "zh-TW": "zh_Hant",
-               "zh-HK": "zh_Hant", "zh-Hant": "zh_Hant", "th": "th", "ms": "ms"}
+    mapping = {
+        "zh-CN": "zh_Hans",
+        "zh-Hans": "zh_Hans",
+        "zh": "zh_Hans",
+        "zh-TW": "zh_Hant",
+        "zh-HK": "zh_Hant",
+        "zh-Hant": "zh_Hant",
+        "th": "th",
+        "ms": "ms",
+    }
     return mapping.get(best or "", "en")
 
 
@@ -44,7 +52,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     """Build the Flask app: config → db → extensions → babel → blueprints → errors."""
     app = Flask(__name__, instance_path=str(config.instance_dir()))
     app.config.update(config.load(overrides))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     if app.config.get("DATABASE") is not None:
         db.initialize(app.config["DATABASE"])
@@ -65,11 +75,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @app.before_request
     def _connect():
-        db.connect(reuse_if_open=True)
+        g.db_opened = db.connect(reuse_if_open=True)
 
     @app.teardown_request
     def _close(exc):
-        if not db.is_closed() and not app.config.get("KEEP_DB_OPEN"):
+        # Close only what this request opened (a test or a job may hold the connection).
+        if g.pop("db_opened", False) and not db.is_closed():
             db.close()
 
     from app import templating

@@ -16,7 +16,9 @@ def _store_or_fail(key: str):
 
     store = Store.get_or_none(Store.key == key)
     if store is None:
-        raise click.ClickException(f"No store with key {key!r}. Create it with `revisit create-store`.")
+        raise click.ClickException(
+            f"No store with key {key!r}. Create it with `revisit create-store`."
+        )
     return store
 
 
@@ -46,7 +48,9 @@ def create_store_cmd(key, name, tz, region, currency, locale):
     from app.services import stores
 
     try:
-        store = stores.create_store(key=key, name=name, timezone=tz, region=region, currency=currency, locale=locale)
+        store = stores.create_store(
+            key=key, name=name, timezone=tz, region=region, currency=currency, locale=locale
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Created store {store.key} ({store.name}, {store.timezone}).")
@@ -134,7 +138,9 @@ def worker_cmd(workers):
     from app.tasks.queue import huey
 
     create_app()
-    consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True)
+    consumer = Consumer(
+        huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=True
+    )
     consumer.run()
 
 
@@ -151,7 +157,9 @@ def serve_cmd(host, port, no_worker, threads):
 
     worker = None
     if not no_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"], start_new_session=True
+        )
         click.echo(f"Background worker started (pid {worker.pid}).")
     app = create_app()
     click.echo(f"Revisit is running on http://{host}:{port}/  (Ctrl-C stops it)")
@@ -226,7 +234,9 @@ def _create_app():
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
 def main():
     """Revisit: follow-up plans that bring clients back."""
 

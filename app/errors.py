@@ -50,7 +50,9 @@ def init_app(app):
                 429: _("Too many attempts. Please wait a moment and try again."),
                 500: _("Something went wrong on our side. Please try again."),
             }
-            return render_template("errors/error.html", status=status, message=messages[status]), status
+            return render_template(
+                "errors/error.html", status=status, message=messages[status]
+            ), status
 
         return handle
 

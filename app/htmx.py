@@ -1,16 +1,19 @@
 """Small helpers for answering htmx and plain requests alike."""
 
-from flask import make_response, redirect as flask_redirect, render_template, request
+from flask import make_response, render_template, request
+from flask import redirect as flask_redirect
 
 
 def is_partial() -> bool:
     """True for an htmx request that wants a fragment (not a boosted navigation)."""
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    return (
+        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    )
 
 
-def render(page: str, fragment: str, status: int = 200, **ctx):
+def render(page_template: str, fragment_template: str, status: int = 200, **ctx):
     """Render the fragment for htmx, the whole page otherwise; always Vary on HX-Request."""
-    template = fragment if is_partial() else page
+    template = fragment_template if is_partial() else page_template
     resp = make_response(render_template(template, **ctx), status)
     resp.headers["Vary"] = "HX-Request"
     return resp

@@ -19,4 +19,6 @@ def pending() -> list[str]:
     """Names of migrations not yet applied."""
     database = db.obj
     with database.connection_context():
-        return [m.name for m in Runner(database, str(MIGRATIONS)).status() if not m.applied and m.path]
+        return [
+            m.name for m in Runner(database, str(MIGRATIONS)).status() if not m.applied and m.path
+        ]

@@ -52,7 +52,10 @@ def _drop_everything():
         tables = _database.get_tables()
         if not tables:
             return
-        if _database.__class__.__name__.lower().find("postgres") >= 0 or "Psycopg" in type(_database).__name__:
+        if (
+            _database.__class__.__name__.lower().find("postgres") >= 0
+            or "Psycopg" in type(_database).__name__
+        ):
             _database.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
         else:
             _database.execute_sql("PRAGMA foreign_keys = OFF")
@@ -80,7 +83,9 @@ def truncate_all():
             with _database.atomic():
                 for table in tables:
                     _database.execute_sql(f'DELETE FROM "{table}"')
-                _database.execute_sql("DELETE FROM sqlite_sequence") if _has_sqlite_sequence() else None
+                _database.execute_sql(
+                    "DELETE FROM sqlite_sequence"
+                ) if _has_sqlite_sequence() else None
             _database.execute_sql("PRAGMA foreign_keys = ON")
         else:
             _database.execute_sql(
@@ -124,7 +129,12 @@ def csrf_app(schema):
     """An app with CSRF protection switched on, as in production."""
     truncate_all()
     application = create_app(
-        {"TESTING": True, "DATABASE": _database, "SECRET_KEY": "test-secret", "SERVER_NAME": "localhost"}
+        {
+            "TESTING": True,
+            "DATABASE": _database,
+            "SECRET_KEY": "test-secret",
+            "SERVER_NAME": "localhost",
+        }
     )
     with _database.connection_context():
         yield application

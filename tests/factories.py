@@ -9,6 +9,14 @@ from app.services import auth
 
 _seq = itertools.count(1)
 PASSWORD = "correct horse battery"
+_HASHES: dict[str, str] = {}
+
+
+def password_hash(password: str) -> str:
+    """Argon2 is slow on purpose; hash each test password once per session."""
+    if password not in _HASHES:
+        _HASHES[password] = auth.hash_password(password)
+    return _HASHES[password]
 
 
 def make_store(key: str | None = None, **kw) -> Store:
@@ -26,13 +34,15 @@ def make_store(key: str | None = None, **kw) -> Store:
     return Store.create(**defaults)
 
 
-def make_staff(role: str = "employee", stores=(), email: str | None = None, password: str = PASSWORD, **kw) -> Staff:
+def make_staff(
+    role: str = "employee", stores=(), email: str | None = None, password: str = PASSWORD, **kw
+) -> Staff:
     n = next(_seq)
     staff = Staff.create(
         email=email or f"staff{n}@example.test",
         name=kw.pop("name", f"Staff {n}"),
         role=role,
-        password_hash=auth.hash_password(password),
+        password_hash=password_hash(password),
         **kw,
     )
     for store in stores:
@@ -53,8 +63,12 @@ def make_customer(store: Store, **kw) -> Customer:
 def make_card(customer: Customer, kind: str = "count", **kw) -> CustomerCard:
     n = next(_seq)
     product = kw.pop("product", None) or CardProduct.create(
-        store=customer.store_id, sku=f"SKU{n}", name=f"{kind} card {n}", kind=kind,
-        uses=10 if kind == "count" else None, value=Decimal("1000") if kind == "stored_value" else None,
+        store=customer.store_id,
+        sku=f"SKU{n}",
+        name=f"{kind} card {n}",
+        kind=kind,
+        uses=10 if kind == "count" else None,
+        value=Decimal("1000") if kind == "stored_value" else None,
     )
     defaults = dict(store=customer.store_id, customer=customer, product=product)
     if kind == "count":

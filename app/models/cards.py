@@ -5,7 +5,7 @@ import peewee as pw
 from app import clock
 from app.db import BaseModel, MoneyField, UTCDateTimeField
 from app.models.customers import Customer
-from app.models.org import Staff, Store
+from app.models.org import Store
 
 CARD_KINDS = ("stored_value", "count", "period")
 

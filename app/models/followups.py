@@ -5,8 +5,8 @@ import peewee as pw
 from app import clock
 from app.db import BaseModel, UTCDateTimeField
 from app.models.customers import Customer
-from app.models.plans import Decision, Occurrence, Plan
 from app.models.org import Staff, Store
+from app.models.plans import Decision, Occurrence, Plan
 
 FOLLOWUP_STATUSES = ("open", "done", "withdrawn", "expired")
 OUTCOMES = ("reached", "booked", "no_answer", "declined", "wrong_number", "opted_out")

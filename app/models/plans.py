@@ -21,7 +21,9 @@ class Plan(BaseModel):
     version = pw.IntegerField(default=1)
     params = JSONField(default=dict)
     schedule = JSONField(null=True)  # {"rrule": "...", "at": "10:00", "dtstart": "..."}
-    trigger = JSONField(null=True)  # {"event": "...", "products": [...], "delay_days": n, "at": "09:00"}
+    trigger = JSONField(
+        null=True
+    )  # {"event": "...", "products": [...], "delay_days": n, "at": "09:00"}
     audience = JSONField(null=True)
     action = JSONField(default=dict)
     steps = JSONField(null=True)
@@ -100,7 +102,9 @@ class Decision(BaseModel):
     customer = pw.ForeignKeyField(Customer, backref="decisions", on_delete="CASCADE")
     step = pw.SmallIntegerField(default=0)
     dedupe_key = pw.CharField(max_length=80)
-    outcome = pw.CharField(max_length=12)  # followup | message | held_out | skipped | deferred | withdrawn
+    outcome = pw.CharField(
+        max_length=12
+    )  # followup | message | held_out | skipped | deferred | withdrawn
     variant = pw.CharField(max_length=2, default="")
     branch = pw.SmallIntegerField(null=True)
     reason = pw.CharField(max_length=300, default="")

@@ -2,7 +2,16 @@
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -44,7 +53,10 @@ def login():
             )
         except auth_service.SignInError as exc:
             if exc.reason == "rate_limited":
-                error, status = _("Too many failed attempts. Please wait 15 minutes and try again."), 429
+                error, status = (
+                    _("Too many failed attempts. Please wait 15 minutes and try again."),
+                    429,
+                )
             else:
                 error, status = _("That email and password do not match."), 422
         else:
@@ -74,12 +86,21 @@ def password():
     if request.method == "POST":
         try:
             auth_service.change_password(
-                current_user.staff, request.form.get("current", ""), request.form.get("new", ""), clock.now()
+                current_user.staff,
+                request.form.get("current", ""),
+                request.form.get("new", ""),
+                clock.now(),
             )
         except auth_service.SignInError:
             error, status = _("Your current password is not right."), 422
         except ValueError:
-            error, status = _("The new password must be at least %(n)d characters.", n=auth_service.MIN_PASSWORD_LENGTH), 422
+            error, status = (
+                _(
+                    "The new password must be at least %(n)d characters.",
+                    n=auth_service.MIN_PASSWORD_LENGTH,
+                ),
+                422,
+            )
         else:
             logout_user()
             session.clear()

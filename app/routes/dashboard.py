@@ -23,10 +23,14 @@ def index():
         fu = FollowUp.select().where(FollowUp.store == g.store.id)
         stats = {
             "customers": Customer.select().where(Customer.store == g.store.id).count(),
-            "active_plans": Plan.select().where(Plan.store == g.store.id, Plan.status == "active").count(),
+            "active_plans": Plan.select()
+            .where(Plan.store == g.store.id, Plan.status == "active")
+            .count(),
             "open": fu.where(FollowUp.status == "open").count(),
             "overdue": fu.where(FollowUp.status == "open", FollowUp.due_at < now).count(),
-            "done_7d": fu.where(FollowUp.status == "done", FollowUp.completed_at >= now - timedelta(days=7)).count(),
+            "done_7d": fu.where(
+                FollowUp.status == "done", FollowUp.completed_at >= now - timedelta(days=7)
+            ).count(),
             "messages_7d": Message.select()
             .where(Message.store == g.store.id, Message.created_at >= now - timedelta(days=7))
             .count(),

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, g
 from flask_login import current_user, login_required
+from peewee import JOIN
 
 from app import clock
 from app.htmx import render
@@ -30,7 +31,7 @@ def today():
         FollowUp.select(FollowUp, Customer, Plan)
         .join(Customer)
         .switch(FollowUp)
-        .join(Plan, join_type="LEFT OUTER")
+        .join(Plan, join_type=JOIN.LEFT_OUTER)
         .where(FollowUp.assignee == current_user.id, FollowUp.status == "open")
         .order_by(FollowUp.due_at)
         .limit(200)

@@ -13,5 +13,9 @@ bp = Blueprint("plans", __name__)
 @manager_required
 def index():
     """The plans of the current store."""
-    plans = list(Plan.select().where(Plan.store == g.store.id).order_by(Plan.status, Plan.name)) if g.store else []
+    plans = (
+        list(Plan.select().where(Plan.store == g.store.id).order_by(Plan.status, Plan.name))
+        if g.store
+        else []
+    )
     return render("plans/index.html", "plans/_list.html", plans=plans)

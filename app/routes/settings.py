@@ -19,6 +19,10 @@ def index():
     stores = list(permissions.visible_stores(current_user.staff))
     ids = [s.id for s in stores]
     staff = list(
-        Staff.select().join(StaffStore).where(StaffStore.store.in_(ids)).distinct().order_by(Staff.name)
+        Staff.select()
+        .join(StaffStore)
+        .where(StaffStore.store.in_(ids))
+        .distinct()
+        .order_by(Staff.name)
     )
     return render_template("settings/index.html", stores=stores, staff=staff)

@@ -118,17 +118,36 @@ def sign_in(
     email = (email or "").strip().lower()
     ua = (user_agent or "")[:300]
     if recent_failures(email, ip, now, window_minutes) >= max_failures:
-        LoginEvent.create(email=email, ip=ip, user_agent=ua, success=False, reason="rate_limited", at=now)
+        LoginEvent.create(
+            email=email, ip=ip, user_agent=ua, success=False, reason="rate_limited", at=now
+        )
         raise SignInError("rate_limited")
     staff = Staff.get_or_none(Staff.email == email)
     if staff is None or not verify_password(staff, password or ""):
-        LoginEvent.create(email=email, staff=staff, ip=ip, user_agent=ua, success=False, reason="bad_credentials", at=now)
+        LoginEvent.create(
+            email=email,
+            staff=staff,
+            ip=ip,
+            user_agent=ua,
+            success=False,
+            reason="bad_credentials",
+            at=now,
+        )
         raise SignInError("bad_credentials")
     if not staff.active:
-        LoginEvent.create(email=email, staff=staff, ip=ip, user_agent=ua, success=False, reason="inactive", at=now)
+        LoginEvent.create(
+            email=email, staff=staff, ip=ip, user_agent=ua, success=False, reason="inactive", at=now
+        )
         raise SignInError("inactive")
     token = secrets.token_urlsafe(32)
-    StaffSession.create(token_hash=_digest(token), staff=staff, created_at=now, last_seen_at=now, ip=ip, user_agent=ua)
+    StaffSession.create(
+        token_hash=_digest(token),
+        staff=staff,
+        created_at=now,
+        last_seen_at=now,
+        ip=ip,
+        user_agent=ua,
+    )
     LoginEvent.create(email=email, staff=staff, ip=ip, user_agent=ua, success=True, at=now)
     Staff.update(last_login_at=now).where(Staff.id == staff.id).execute()
     return SessionUser(staff, token)
@@ -173,7 +192,9 @@ def create_staff(
         raise ValueError(f"Unknown role {role!r}")
     password = password or secrets.token_urlsafe(12)
     validate_password(password)
-    staff = Staff.create(email=email.strip().lower(), name=name, role=role, password_hash=hash_password(password))
+    staff = Staff.create(
+        email=email.strip().lower(), name=name, role=role, password_hash=hash_password(password)
+    )
     for store in stores:
         StaffStore.get_or_create(staff=staff, store=store)
     return staff, password

@@ -23,7 +23,10 @@ def document() -> dict:
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
                             },
                         },
                     },
@@ -42,12 +45,18 @@ def document() -> dict:
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
-                                        "properties": {"store": {"type": "string"}, "name": {"type": "string"}},
+                                        "properties": {
+                                            "store": {"type": "string"},
+                                            "name": {"type": "string"},
+                                        },
                                     }
                                 }
                             },
                         },
-                        "401": {"description": "No or bad token", "content": {"application/problem+json": {"schema": PROBLEM}}},
+                        "401": {
+                            "description": "No or bad token",
+                            "content": {"application/problem+json": {"schema": PROBLEM}},
+                        },
                     },
                 }
             }

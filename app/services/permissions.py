@@ -12,7 +12,9 @@ def store_ids(staff: Staff) -> list[int]:
     """Ids of the stores a staff member works in (every store for an owner)."""
     if staff.role == "owner":
         return [s.id for s in Store.select(Store.id)]
-    return [m.store_id for m in StaffStore.select(StaffStore.store).where(StaffStore.staff == staff.id)]
+    return [
+        m.store_id for m in StaffStore.select(StaffStore.store).where(StaffStore.staff == staff.id)
+    ]
 
 
 def visible_stores(staff: Staff):

@@ -19,7 +19,9 @@ DEFAULT_SETTINGS = {
 }
 
 
-def create_store(key: str, name: str, timezone: str, region: str, currency: str, locale: str = "en") -> Store:
+def create_store(
+    key: str, name: str, timezone: str, region: str, currency: str, locale: str = "en"
+) -> Store:
     """Validate and add a store; ValueError names the bad field."""
     key = (key or "").strip()
     if not key or len(key) > 64 or not all(ch.isalnum() or ch in "-_" for ch in key):
@@ -29,10 +31,14 @@ def create_store(key: str, name: str, timezone: str, region: str, currency: str,
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"Unknown timezone {timezone!r} (use an IANA name such as Asia/Kuala_Lumpur).") from exc
+        raise ValueError(
+            f"Unknown timezone {timezone!r} (use an IANA name such as Asia/Kuala_Lumpur)."
+        ) from exc
     region = region.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"Unknown phone region {region!r} (use a two-letter code such as MY or TH).")
+        raise ValueError(
+            f"Unknown phone region {region!r} (use a two-letter code such as MY or TH)."
+        )
     currency = currency.upper()
     if len(currency) != 3 or get_currency_name(currency, locale="en") == currency:
         raise ValueError(f"Unknown currency {currency!r} (use an ISO 4217 code such as MYR).")

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Shared by demo.sh and test.sh: a virtualenv with Revisit installed, plus the Debian
+# packages the browser tests and PDFs need (Chromium, CJK and Thai fonts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -vE "^WARNING: Location|^$" || true
+.venv/bin/python -c "import app, flask, peewee, huey, weasyprint" # fail loudly when the install did not work
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
+fc-list 2>/dev/null | grep -qiE "Loma|Noto Sans Thai|Garuda|Sarabun" || need+=(fonts-thai-tlwg)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "Installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
