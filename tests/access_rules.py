@@ -62,6 +62,9 @@ ACCESS = {
     "dashboard.index": [
         ("GET", lambda w: "/dashboard", dict(anon=R, employee_a=403, manager_b=200, owner=200))
     ],
+    "settings.sign_ins": [
+        ("GET", lambda w: "/settings/sign-ins", dict(anon=R, employee_a=403, manager_b=200, owner=200))
+    ],
     "settings.index": [
         ("GET", lambda w: "/settings", dict(anon=R, employee_a=403, manager_b=200, owner=200))
     ],

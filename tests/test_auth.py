@@ -120,3 +120,18 @@ def test_open_redirect_after_login_is_refused(client):
         "/login?next=https://evil.example/", data={"email": staff.email, "password": PASSWORD}
     )
     assert resp.headers["Location"] in ("/", "http://localhost/")
+
+
+def test_login_audit_shows_a_manager_only_their_stores_staff(app):
+    store_a, store_b = make_store(), make_store()
+    employee_a = make_staff("employee", [store_a], email="a@example.test")
+    employee_b = make_staff("employee", [store_b], email="b@example.test")
+    manager_a = make_staff("manager", [store_a])
+    for staff in (employee_a, employee_b):
+        login(app.test_client(), staff)
+    app.test_client().post("/login", data={"email": employee_a.email, "password": "wrong"})
+    client = app.test_client()
+    login(client, manager_a)
+    page = client.get("/settings/sign-ins").get_data(as_text=True)
+    assert "a@example.test" in page and "Wrong password" in page
+    assert "b@example.test" not in page
