@@ -39,7 +39,13 @@ class Errors:
         except ValidationError as exc:
             for err in exc.errors:
                 sub = err.get("field") or ""
-                self.add(f"{field}.{sub}" if sub else field, err["message"])
+                if not sub or sub == field:
+                    name = field
+                elif sub.startswith((field + ".", field + "[")):
+                    name = sub
+                else:
+                    name = f"{field}.{sub}"
+                self.items.append({"field": self.prefix + name, "message": err["message"]})
         except (ValueError, TypeError, ArithmeticError) as exc:
             self.add(field, str(exc))
         return None
