@@ -10,6 +10,7 @@ from the world, and the status expected for each viewer:
 test_access_matrix fails when a registered route has none.
 """
 
+API_401 = dict(anon=401, employee_a=401, manager_b=401, owner=401)
 R = 302  # redirect to sign-in (or away from a page that makes no sense when signed in)
 
 ACCESS = {
@@ -77,5 +78,77 @@ ACCESS = {
     ],
     "api.ping": [
         ("GET", lambda w: "/api/v1/ping", dict(anon=401, employee_a=401, manager_b=401, owner=401))
+    ],
+    # API v1: a web session is no bearer token, so every viewer gets 401 (tokens: test_api*.py).
+    "api.create_card_product": [
+        (
+            "POST",
+            lambda w: "/api/v1/card-products",
+            API_401,
+            lambda w: {"__json__": True, "name": "x"},
+        ),
+    ],
+    "api.create_card": [
+        ("POST", lambda w: "/api/v1/cards", API_401, lambda w: {"__json__": True, "name": "x"}),
+    ],
+    "api.create_customer": [
+        ("POST", lambda w: "/api/v1/customers", API_401, lambda w: {"__json__": True, "name": "x"}),
+    ],
+    "api.get_customer": [
+        ("GET", lambda w: f"/api/v1/customers/{w.customer_a.id}", API_401),
+    ],
+    "api.list_customers": [
+        ("GET", lambda w: "/api/v1/customers", API_401),
+    ],
+    "api.create_event": [
+        ("POST", lambda w: "/api/v1/events", API_401, lambda w: {"__json__": True, "name": "x"}),
+    ],
+    "api.list_followups": [
+        ("GET", lambda w: "/api/v1/followups", API_401),
+    ],
+    "api.log_followup": [
+        (
+            "POST",
+            lambda w: f"/api/v1/followups/{w.followup_a.id}/logs",
+            API_401,
+            lambda w: {"__json__": True, "name": "x"},
+        ),
+    ],
+    "api.list_messages": [
+        ("GET", lambda w: "/api/v1/messages", API_401),
+    ],
+    "api.list_plan_templates": [
+        ("GET", lambda w: "/api/v1/plan-templates", API_401),
+    ],
+    "api.create_plan": [
+        ("POST", lambda w: "/api/v1/plans", API_401, lambda w: {"__json__": True, "name": "x"}),
+    ],
+    "api.list_plans": [
+        ("GET", lambda w: "/api/v1/plans", API_401),
+    ],
+    "api.get_plan": [
+        ("GET", lambda w: f"/api/v1/plans/{w.plan_a.id}", API_401),
+    ],
+    "api.update_plan": [
+        (
+            "PATCH",
+            lambda w: f"/api/v1/plans/{w.plan_a.id}",
+            API_401,
+            lambda w: {"__json__": True, "name": "x"},
+        ),
+    ],
+    "api.audience_count": [
+        (
+            "POST",
+            lambda w: f"/api/v1/plans/{w.plan_a.id}/audience-count",
+            API_401,
+            lambda w: {"__json__": True, "name": "x"},
+        ),
+    ],
+    "api.list_audience_fields": [
+        ("GET", lambda w: "/api/v1/audience-fields", API_401),
+    ],
+    "api.report_summary": [
+        ("GET", lambda w: "/api/v1/reports/summary", API_401),
     ],
 }

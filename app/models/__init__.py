@@ -17,6 +17,7 @@ from app.models.followups import ContactLog, FollowUp, FollowUpReason
 from app.models.loyalty import PointsEntry
 from app.models.messages import ChannelSetting, Message, MessageStatusChange
 from app.models.org import (
+    ApiRateWindow,
     ApiToken,
     AuditLog,
     LoginEvent,
@@ -45,6 +46,7 @@ ALL_MODELS = [
     StaffSession,
     LoginEvent,
     ApiToken,
+    ApiRateWindow,
     AuditLog,
     Notice,
     Customer,

@@ -123,3 +123,14 @@ class Notice(BaseModel):
 
     class Meta:
         indexes = ((("staff", "read_at"), False),)
+
+
+class ApiRateWindow(BaseModel):
+    """Requests counted per API token per minute, shared by every web process (no Redis)."""
+
+    key = pw.CharField(max_length=80)
+    window = pw.BigIntegerField()
+    count = pw.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("key", "window"), True),)
