@@ -14,7 +14,7 @@ from app.models.customers import (
 )
 from app.models.events import CardLedger, Event, EventItem
 from app.models.followups import ContactLog, FollowUp, FollowUpReason
-from app.models.loyalty import PointsEntry
+from app.models.loyalty import Coupon, PointsEntry, Reward
 from app.models.messages import ChannelSetting, Message, MessageStatusChange
 from app.models.org import (
     ApiRateWindow,
@@ -77,6 +77,8 @@ ALL_MODELS = [
     MessageStatusChange,
     ChannelSetting,
     PointsEntry,
+    Reward,
+    Coupon,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS"]
