@@ -9,6 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from dateutil.relativedelta import relativedelta
 from peewee import chunked
 
 from app.db import db
@@ -30,7 +31,7 @@ from app.models import (
     Visit,
 )
 from app.models.events import VISIT_TYPES
-from app.services import auth, stores
+from app.services import auth, loyalty, stores
 
 log = logging.getLogger(__name__)
 
@@ -1163,6 +1164,14 @@ def _build_store(
         person.attributes = _attributes(rng, spec, person)
         h.build(person)
 
+    months = int(loyalty.setting(store, "loyalty.expiry_months") or 0)
+
+    def earn(event: dict) -> tuple[int, str]:
+        return loyalty.points_for_amount(store, event["amount"], event["occurred_at"])
+
+    def expiry(at: datetime) -> datetime | None:
+        return at + relativedelta(months=months) if months else None
+
     taken: set[str] = set()
     employees = {s.staff for s in spec.services.values()}
     low, high = LEVELS[spec.key]
@@ -1189,7 +1198,7 @@ def _build_store(
             email = f"{person.slug}{rng.randint(1, 99)}@{rng.choice(MAIL_DOMAINS)}"
         consents = _consents(rng, spec, email is not None)
         line_id = f"U{rng.getrandbits(128):032x}" if consents.get("line", (False,))[0] else None
-        earned = sum(int(e["amount"]) for e in person.events if e["type"] == "purchase")
+        earned = sum(earn(e)[0] for e in person.events if e["type"] == "purchase")
         points = SIGNUP_POINTS + earned
         reward = 1000 if spec is SALON else 5000
         redeem = points >= reward * 2 and rng.random() < 0.5
@@ -1277,13 +1286,14 @@ def _build_store(
                 dict(
                     store=store.id,
                     customer=row["customer"],
-                    delta=int(row["amount"]),
+                    delta=earn(row)[0],
                     kind="earn",
                     event=eid,
                     dedupe_key=f"earn:{eid}",
-                    reason=f"{spec.currency} {row['amount']:,.2f}",
+                    reason=f"Order {row['external_id']}"
+                    + (f" ({earn(row)[1]})" if earn(row)[1] else ""),
                     staff=row["staff"],
-                    expires_at=None,
+                    expires_at=expiry(row["occurred_at"]),
                     at=row["occurred_at"],
                 )
             )
@@ -1307,9 +1317,9 @@ def _build_store(
                 kind="signup",
                 event=None,
                 dedupe_key="signup",
-                reason="Welcome bonus",
+                reason="Sign-up bonus",
                 staff=None,
-                expires_at=None,
+                expires_at=expiry(joined),
                 at=joined,
             )
         )
