@@ -6,7 +6,6 @@ from app import clock
 from app.models import Plan
 from app.routes.api import json_body, operation, optional_json_body, paginate, query_choice
 from app.services import openapi as spec
-from app.services.validation import ValidationError
 
 PLAN_STATUSES = ("draft", "active", "paused", "archived")
 
@@ -101,22 +100,7 @@ def update_plan(plan_id: int):
     """Update a plan; a status change goes through the plan's state machine."""
     from app.services import plans
 
-    plan = _plan_or_404(plan_id)
-    data = json_body()
-    now = clock.now()
-    fields = {k: v for k, v in data.items() if k not in ("status", "backfill")}
-    if "backfill" in data and "status" not in data:
-        fields["backfill"] = data["backfill"]
-    if fields:
-        plan = plans.update_plan(plan, fields, now)
-    if "status" in data:
-        status = data["status"]
-        if status not in PLAN_STATUSES:
-            raise ValidationError(f"must be one of: {', '.join(PLAN_STATUSES)}", "status")
-        backfill = data.get("backfill")
-        if backfill is not None and not isinstance(backfill, bool):
-            raise ValidationError("must be true or false", "backfill")
-        plan = plans.set_status(plan, status, now, backfill=backfill) or Plan.get_by_id(plan.id)
+    plan = plans.update_plan(_plan_or_404(plan_id), json_body(), clock.now())
     return jsonify(plans.plan_dict(Plan.get_by_id(plan.id)))
 
 
@@ -131,16 +115,11 @@ def update_plan(plan_id: int):
 )
 def audience_count(plan_id: int):
     """Count the customers of an audience at this instant."""
-    from app.services import audience
+    from app.services import plans
 
     plan = _plan_or_404(plan_id)
     body = optional_json_body()
-    target = plan.audience if body is None else body
-    try:
-        n = audience.count(g.store.id, target or None, clock.now())
-    except audience.AudienceError as exc:
-        raise ValidationError(exc.errors) from None
-    return jsonify(count=n)
+    return jsonify(count=plans.audience_count(plan, body, clock.now()))
 
 
 @operation(
