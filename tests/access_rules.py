@@ -152,3 +152,99 @@ ACCESS = {
         ("GET", lambda w: "/api/v1/reports/summary", API_401),
     ],
 }
+
+
+def _leave_of_employee_a(w):
+    """A day off of employee A (fresh per request, since deleting it is the request)."""
+    from datetime import date
+
+    from app.models import StaffLeave
+
+    day = date(2030, 1, 7)
+    return StaffLeave.create(staff=w.employee_a, starts_on=day, ends_on=day)
+
+
+SIGNED_IN_200 = dict(anon=R, employee_a=200, manager_b=200, owner=200)
+STORE_A_ONLY = dict(anon=R, employee_a=200, manager_b=404, owner=200)
+
+# Staff app (issue #4): follow-ups, leave, customer timeline, counter.
+ACCESS.update(
+    {
+        "followups.counts": [("GET", lambda w: "/today/counts", SIGNED_IN_200)],
+        "followups.more": [
+            ("GET", lambda w: "/today/more?group=today", SIGNED_IN_200),
+            (
+                "GET",
+                lambda w: "/today/more?group=queue",
+                dict(anon=R, employee_a=404, manager_b=200, owner=200),
+            ),
+        ],
+        "followups.show": [
+            ("GET", lambda w: f"/followups/{w.followup_a.id}", STORE_A_ONLY),
+            (
+                "GET",
+                lambda w: f"/followups/{w.followup_a2.id}",
+                dict(anon=R, employee_a=404, manager_b=404, owner=200),
+            ),
+        ],
+        "followups.log": [
+            (
+                "POST",
+                lambda w: f"/followups/{w.followup_a.id}/log",
+                dict(anon=R, employee_a=303, manager_b=404, owner=303),
+                lambda w: {"outcome": "no_answer"},
+            ),
+            (
+                "POST",
+                lambda w: f"/followups/{w.followup_a2.id}/log",
+                dict(anon=R, employee_a=404, manager_b=404, owner=303),
+                lambda w: {"outcome": "no_answer"},
+            ),
+        ],
+        "followups.undo": [
+            (
+                "POST",
+                lambda w: f"/followups/{w.followup_a.id}/undo",
+                dict(anon=R, employee_a=409, manager_b=404, owner=409),
+            ),
+        ],
+        "followups.snooze": [
+            (
+                "POST",
+                lambda w: f"/followups/{w.followup_a.id}/snooze",
+                dict(anon=R, employee_a=303, manager_b=404, owner=303),
+                lambda w: {"choice": "tomorrow"},
+            ),
+        ],
+        "followups.leave": [
+            ("GET", lambda w: "/leave", SIGNED_IN_200),
+            (
+                "POST",
+                lambda w: "/leave",
+                dict(anon=R, employee_a=303, manager_b=303, owner=303),
+                lambda w: {"starts_on": "2030-01-07", "ends_on": "2030-01-08"},
+            ),
+        ],
+        "followups.cancel_leave": [
+            (
+                "POST",
+                lambda w: f"/leave/{_leave_of_employee_a(w).id}/delete",
+                dict(anon=R, employee_a=303, manager_b=404, owner=303),
+            ),
+        ],
+        "customers.history": [
+            ("GET", lambda w: f"/customers/{w.customer_a.id}/timeline", STORE_A_ONLY),
+        ],
+        "counter.new": [
+            ("GET", lambda w: f"/customers/{w.customer_a.id}/counter", STORE_A_ONLY),
+        ],
+        "counter.record": [
+            (
+                "POST",
+                lambda w: f"/customers/{w.customer_a.id}/counter",
+                dict(anon=R, employee_a=303, manager_b=404, owner=303),
+                lambda w: {"kind": "visit"},
+            ),
+        ],
+    }
+)

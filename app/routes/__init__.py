@@ -3,7 +3,29 @@
 
 def register_blueprints(app) -> None:
     """Register every blueprint of the app."""
-    from app.routes import api, auth, customers, dashboard, followups, health, home, plans, settings
+    from app.routes import (
+        api,
+        auth,
+        counter,
+        customers,
+        dashboard,
+        followups,
+        health,
+        home,
+        plans,
+        settings,
+    )
 
-    for module in (auth, home, followups, customers, plans, dashboard, settings, health, api):
+    for module in (
+        auth,
+        home,
+        followups,
+        customers,
+        counter,
+        plans,
+        dashboard,
+        settings,
+        health,
+        api,
+    ):
         app.register_blueprint(module.bp)
