@@ -480,6 +480,20 @@ def _not(expr) -> pw.Expression:
     return ~pw.fn.COALESCE(expr, FALSE)
 
 
+def _exists(query: pw.Select) -> pw.Expression:
+    """EXISTS over a per-customer subquery, correlated on its customer column.
+
+    Correlated EXISTS becomes a semi/anti-join on PostgreSQL and stays an index probe inside
+    OR and NOT, where a large IN / NOT IN list could fall back to a quadratic plan.
+    """
+    return pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
+
+
+def _absent(query: pw.Select) -> pw.Expression:
+    """NOT EXISTS over a per-customer subquery (never NULL, unlike NOT IN)."""
+    return ~_exists(query)
+
+
 def _compare(column, op: str, value):
     """column OP value for the plain comparison operators."""
     if op == "eq":
@@ -495,22 +509,6 @@ def _compare(column, op: str, value):
     if op == "between":
         return (column >= value[0]) & (column <= value[1])
     raise AssertionError(op)
-
-
-def _holds_for_zero(op: str, value) -> bool:
-    """Whether a count/sum condition is true for a customer with nothing in the period."""
-    zero = Decimal(0)
-    if op == "between":
-        return Decimal(value[0]) <= zero <= Decimal(value[1])
-    number = Decimal(value)
-    return {
-        "eq": zero == number,
-        "ne": zero != number,
-        "gt": zero > number,
-        "gte": zero >= number,
-        "lt": zero < number,
-        "lte": zero <= number,
-    }[op]
 
 
 def _years_before(day: date, years: int) -> date:
@@ -775,15 +773,15 @@ class _Compiler:
             return query
 
         if op == "has_any":
-            return Customer.id.in_(having(names))
+            return _exists(having(names))
         if op == "has_all":
-            return _and([Customer.id.in_(having([name])) for name in dict.fromkeys(names)])
+            return _and([_exists(having([name])) for name in dict.fromkeys(names)])
         if op == "has_none":
-            return Customer.id.not_in(having(names))
+            return _absent(having(names))
         if op == "is_set":
-            return Customer.id.in_(having())
+            return _exists(having())
         if op == "is_not_set":
-            return Customer.id.not_in(having())
+            return _absent(having())
         raise AssertionError(op)
 
     def products(self, op: str, skus, days) -> pw.Expression:
@@ -798,26 +796,31 @@ class _Compiler:
             return query
 
         if op == "has_any":
-            return Customer.id.in_(bought(skus))
+            return _exists(bought(skus))
         if op == "has_all":
-            return _and([Customer.id.in_(bought([sku])) for sku in dict.fromkeys(skus)])
+            return _and([_exists(bought([sku])) for sku in dict.fromkeys(skus)])
         if op == "has_none":
-            return Customer.id.not_in(bought(skus))
+            return _absent(bought(skus))
         raise AssertionError(op)
 
     def period_total(self, name: str, op: str, value, days: int) -> pw.Expression:
-        """Visits or spend within the last `days` local days, grouped in SQL."""
+        """Visits or spend within the last `days` local days, as a per-customer scalar subquery."""
         first = self.today - timedelta(days=days)
         if name == "visit_count":
-            total = pw.fn.COUNT(Visit.id)
-            query = Visit.select(Visit.customer).where(
-                Visit.store == self.store.id, Visit.day >= first, Visit.day <= self.today
+            total = Visit.select(pw.fn.COUNT(Visit.id)).where(
+                Visit.customer == Customer.id,
+                Visit.store == self.store.id,
+                Visit.day >= first,
+                Visit.day <= self.today,
             )
-            convert = int
+
+            def convert(v):
+                return int(v)
+
         else:
             # ROUND and a NUMERIC cast keep the comparison numeric on SQLite too (no affinity).
-            total = pw.fn.ROUND(pw.fn.COALESCE(pw.fn.SUM(Event.amount), 0), 2)
-            query = Event.select(Event.customer).where(
+            total = Event.select(pw.fn.ROUND(pw.fn.COALESCE(pw.fn.SUM(Event.amount), 0), 2)).where(
+                Event.customer == Customer.id,
                 Event.store == self.store.id,
                 Event.occurred_at >= self.start_of(first),
                 Event.occurred_at <= self.now,
@@ -827,15 +830,10 @@ class _Compiler:
                 return pw.Cast(pw.Value(str(_to_decimal(v))), "NUMERIC")
 
         if op == "between":
-            predicate = _compare(total, op, [convert(value[0]), convert(value[1])])
-        elif op == "ne":
-            predicate = total != convert(value)
-        else:
-            predicate = _compare(total, op, convert(value))
-        grouped = query.group_by(query.model.customer)
-        if _holds_for_zero(op, value):
-            return Customer.id.not_in(grouped.having(~predicate))
-        return Customer.id.in_(grouped.having(predicate))
+            return _compare(total, op, [convert(value[0]), convert(value[1])])
+        if op == "ne":
+            return total != convert(value)
+        return _compare(total, op, convert(value))
 
     def cards(self, conds: list[dict]) -> pw.Expression:
         """One card satisfies every card condition of the group (status 'active' by default)."""
@@ -863,7 +861,7 @@ class _Compiler:
             else:
                 money = name == "cards.balance"
                 predicates.append(self.number(_COLUMNS[name], op, value, money=money))
-        return Customer.id.in_(CustomerCard.select(CustomerCard.customer).where(*predicates))
+        return _exists(CustomerCard.select(CustomerCard.customer).where(*predicates))
 
     def card_products(self, op: str, skus) -> pw.Expression:
         """Customer-level has_all / has_none over active cards' product SKUs."""
@@ -880,8 +878,8 @@ class _Compiler:
             )
 
         if op == "has_all":
-            return _and([Customer.id.in_(holding([sku])) for sku in dict.fromkeys(skus)])
-        return Customer.id.not_in(holding(skus))
+            return _and([_exists(holding([sku])) for sku in dict.fromkeys(skus)])
+        return _absent(holding(skus))
 
     @staticmethod
     def reachable(channel: str) -> pw.Expression:
@@ -891,7 +889,7 @@ class _Compiler:
             Consent.channel == channel,
             Consent.granted == True,  # noqa: E712
         )
-        expr = address.is_null(False) & (address != "") & Customer.id.in_(consented)
+        expr = address.is_null(False) & (address != "") & _exists(consented)
         if address is Customer.phone:
             expr = expr & Customer.phone_flagged_at.is_null()
         return expr
@@ -944,22 +942,22 @@ class _Compiler:
 
         column = CustomerAttribute.value
         if op == "is_set":
-            return Customer.id.in_(having(column != ""))
+            return _exists(having(column != ""))
         if op == "is_not_set":
-            return Customer.id.not_in(having(column != ""))
+            return _absent(having(column != ""))
         if op in ("eq", "ne"):
             inner = having(column == _as_text(value))
-            return Customer.id.in_(inner) if op == "eq" else Customer.id.not_in(inner)
+            return _exists(inner) if op == "eq" else _absent(inner)
         if op in ("in", "not_in"):
             inner = having(column.in_([_as_text(v) for v in value]))
-            return Customer.id.in_(inner) if op == "in" else Customer.id.not_in(inner)
+            return _exists(inner) if op == "in" else _absent(inner)
         values = value if op == "between" else [value]
         if all(_is_number(v) for v in values):
             numbers = [pw.Value(float(v)) for v in values]
             target = numbers if op == "between" else numbers[0]
-            return Customer.id.in_(having(_compare(_numeric(column), op, target)))
+            return _exists(having(_compare(_numeric(column), op, target)))
         texts = [_as_text(v) for v in values]
-        return Customer.id.in_(having(_compare(column, op, texts if op == "between" else texts[0])))
+        return _exists(having(_compare(column, op, texts if op == "between" else texts[0])))
 
 
 def _as_text(value) -> str:
