@@ -17,3 +17,12 @@ function fallback(el, done) {
   document.body.appendChild(ta); ta.select();
   try { document.execCommand("copy"); done(); } finally { document.body.removeChild(ta); }
 }
+// Staff app: an "undo" strip leaves by itself after a few seconds (data-expire, in seconds).
+document.addEventListener("htmx:load", function (e) {
+  var root = e.detail.elt;
+  var found = root.matches && root.matches("[data-expire]") ? [root] : [];
+  if (root.querySelectorAll) found = found.concat(Array.prototype.slice.call(root.querySelectorAll("[data-expire]")));
+  found.forEach(function (el) {
+    setTimeout(function () { if (el.isConnected) el.remove(); }, Number(el.dataset.expire) * 1000);
+  });
+});
