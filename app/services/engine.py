@@ -1,0 +1,1275 @@
+"""Due occurrences → follow-ups and messages, exactly once by unique keys; withdrawals; fatigue.
+
+Every run finds its work in the database (plans' next_run_at, pending occurrences, deferred
+decisions, enrollments' next_step_at), so a lost job or a crashed run is repaired by the next
+tick. A decision row per plan × step × customer × dedupe key (UNIQUE) is inserted set-based
+with ON CONFLICT DO NOTHING; follow-ups and messages are made only from decisions still
+`pending`, inside the same transaction that moves them on, so a rerun adds nothing.
+"""
+
+import hashlib
+import logging
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import peewee as pw
+
+from app.db import db, is_postgres
+from app.models import (
+    CardLedger,
+    CardProduct,
+    Consent,
+    Customer,
+    CustomerCard,
+    Decision,
+    Enrollment,
+    Event,
+    EventItem,
+    FollowUp,
+    FollowUpReason,
+    Message,
+    MessageStatusChange,
+    Occurrence,
+    Plan,
+    PlanVersion,
+    Staff,
+    Store,
+    Visit,
+    WhyLog,
+)
+from app.services import assignment, schedule, scripts, templates
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000  # rows per transaction: keeps SQLite writers from waiting behind a big occurrence
+MAX_MISSED = 400
+CHANNEL_ORDER = ("whatsapp", "line", "sms", "email")
+_ADDRESS = {"whatsapp": "phone", "sms": "phone", "line": "line_id", "email": "email"}
+REPEAT_HORIZON_DAYS = 730
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _tx():
+    """A write transaction; on SQLite taken IMMEDIATE so writers queue instead of failing."""
+    if is_postgres():
+        return db.atomic()
+    return db.atomic(lock_type="IMMEDIATE")
+
+
+def _plus_days(expr, days: int):
+    """A datetime expression `days` days later, on SQLite and PostgreSQL."""
+    if is_postgres():
+        return pw.NodeList((expr, pw.SQL(f"+ INTERVAL '{int(days)} days'")), glue=" ")
+    return pw.fn.datetime(expr, f"+{int(days)} days")
+
+
+def _when(value: datetime):
+    """A datetime constant for INSERT … SELECT, stored as the UTC fields store it."""
+    return pw.Value(value.astimezone(UTC).replace(tzinfo=None))
+
+
+def _instant(value) -> datetime:
+    """An aggregate's datetime (SQLite answers text) as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _text(expr):
+    return pw.Cast(expr, "TEXT")
+
+
+def _concat(*parts):
+    nodes = []
+    for i, part in enumerate(parts):
+        if i:
+            nodes.append(pw.SQL("||"))
+        nodes.append(pw.Value(part) if isinstance(part, str) else part)
+    return pw.NodeList(nodes, glue=" ", parens=True)
+
+
+def _hash_pct(customer_id, plan_id: int, salt: int = 0):
+    """A stable pseudo-random number 0..9999 per (plan, customer), in portable integer maths."""
+    return assignment.mod(customer_id * 2654435761 + (plan_id * 40503 + salt * 7919), 10000)
+
+
+def store_settings(store: Store) -> dict:
+    """The store's engine settings with their defaults."""
+    from app.services.stores import DEFAULT_SETTINGS
+
+    merged = dict(DEFAULT_SETTINGS)
+    merged.update(store.settings or {})
+    return merged
+
+
+def config(plan: Plan, version: int | None = None) -> SimpleNamespace:
+    """The plan as it was at `version` (an occurrence keeps the version it was created with)."""
+    fields = {
+        name: getattr(plan, name)
+        for name in (
+            "id",
+            "store_id",
+            "name",
+            "template",
+            "type",
+            "params",
+            "schedule",
+            "trigger",
+            "audience",
+            "action",
+            "steps",
+            "backfill",
+            "holdout_percent",
+            "priority",
+            "window_days",
+            "activated_at",
+            "version",
+        )
+    }
+    if version and version != plan.version:
+        snap = (
+            PlanVersion.select(PlanVersion.snapshot)
+            .where((PlanVersion.plan == plan.id) & (PlanVersion.version == version))
+            .scalar()
+        )
+        if snap:
+            for key in fields:
+                if key in snap and key not in ("id", "store_id", "activated_at"):
+                    fields[key] = snap[key]
+    fields["params"] = fields["params"] or {}
+    fields["action"] = fields["action"] or {}
+    fields["holdout_percent"] = float(fields["holdout_percent"] or 0)
+    return SimpleNamespace(**fields)
+
+
+def _audience_where(store_id: int, audience: dict | None, now: datetime):
+    """The plan's audience as a WHERE expression over Customer (everyone when empty)."""
+    if not audience:
+        return pw.SQL("1 = 1")
+    from app.services import audience as audience_service
+
+    return audience_service.where(store_id, audience, now)
+
+
+def _template(cfg) -> templates.Template | None:
+    return templates.TEMPLATES.get(cfg.template or "")
+
+
+def withdraw_on(cfg) -> tuple:
+    """Event types that make this plan's pending contact pointless."""
+    if "withdraw_on" in cfg.action:
+        return tuple(cfg.action["withdraw_on"] or ())
+    tpl = _template(cfg)
+    return tpl.withdraw_on if tpl else templates.RETURN_EVENTS
+
+
+def idempotency_key(plan_id: int, step: int, customer_id: int, dedupe: str) -> str:
+    """The outbox key: never the same message twice."""
+    raw = f"{plan_id}:{step}:{customer_id}:{dedupe}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def _firing_day(occ: Occurrence, tz: str) -> date:
+    detail = occ.detail or {}
+    if detail.get("day"):
+        return date.fromisoformat(detail["day"])
+    return schedule.local_date(occ.scheduled_for, tz)
+
+
+def candidates(cfg, store: Store, occ: Occurrence, now: datetime):
+    """SELECT (customer id, dedupe key) of everyone this occurrence is for, set-based."""
+    if occ.step > 0:
+        return _step_candidates(cfg, store, occ, now)
+    tz = store.timezone
+    day = _firing_day(occ, tz)
+    mode = (occ.detail or {}).get("mode", "normal")
+    key = cfg.template or ""
+    params = cfg.params
+    base = (Customer.store == store.id) & _audience_where(store.id, cfg.audience, now)
+    if key == "birthday":
+        target = day + timedelta(days=int(params.get("days_before", 0)))
+        return Customer.select(Customer.id, pw.Value(f"bday:{target.year}")).where(
+            base & Customer.birthday_md.in_(schedule.birthday_mds_on(target))
+        )
+    if key == "card_expiry":
+        until = day + timedelta(days=int(params.get("days_before", 30)))
+        dedupe = _concat("card:", _text(CustomerCard.id), ":", _text(CustomerCard.expires_on))
+        return (
+            Customer.select(Customer.id, dedupe)
+            .join(CustomerCard, on=(CustomerCard.customer == Customer.id))
+            .where(
+                base
+                & (CustomerCard.status == "active")
+                & (CustomerCard.expires_on >= day)
+                & (CustomerCard.expires_on <= until)
+            )
+        )
+    if key in ("count_card_low", "balance_low"):
+        if key == "count_card_low":
+            limit = int(params.get("remaining_uses_at_most", 2))
+            column, after, kind = CustomerCard.remaining_uses, CardLedger.uses_after, "count"
+            state = (column <= limit) & (column > 0)
+        else:
+            limit = params.get("balance_at_most", 500)
+            column, after, kind = CustomerCard.balance, CardLedger.balance_after, "stored_value"
+            state = column <= limit
+        # The last time the card was above the threshold: a new state only after it went back up.
+        above = CardLedger.select(pw.fn.MAX(CardLedger.id)).where(
+            (CardLedger.card == CustomerCard.id) & (after > limit)
+        )
+        dedupe = _concat("card:", _text(CustomerCard.id), ":low:", _text(pw.fn.COALESCE(above, 0)))
+        return (
+            Customer.select(Customer.id, dedupe)
+            .join(CustomerCard, on=(CustomerCard.customer == Customer.id))
+            .join(CardProduct, on=(CardProduct.id == CustomerCard.product))
+            .where(base & (CustomerCard.status == "active") & (CardProduct.kind == kind) & state)
+        )
+    if key == "service_interval":
+        days = int(params.get("days_after_last_visit", 173))
+        start, _ = schedule.day_bounds(day - timedelta(days=days + int(cfg.window_days or 30)), tz)
+        _, end = schedule.day_bounds(day - timedelta(days=days), tz)
+        dedupe = _concat("visit:", pw.fn.SUBSTR(_text(Customer.last_visit_at), 1, 10))
+        return Customer.select(Customer.id, dedupe).where(
+            base & (Customer.last_visit_at >= start) & (Customer.last_visit_at < end)
+        )
+    if cfg.type == "behaviour" and cfg.trigger:
+        return _event_candidates(cfg, store, occ, day, mode, base)
+    return Customer.select(Customer.id, pw.Value(occ.key)).where(base)
+
+
+def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, base):
+    """Customers whose triggering event's delay ends on `day` (set-based over the events table)."""
+    tz = store.timezone
+    trigger = cfg.trigger
+    types = trigger.get("event") or []
+    types = [types] if isinstance(types, str) else list(types)
+    delay = int(trigger.get("delay_days", 0))
+    every = int(trigger.get("every_days") or 0)
+    where = base & (Event.store == store.id) & Event.type.in_(types)
+    if mode == "backfill":
+        window_start, _ = schedule.day_bounds(
+            day - timedelta(days=delay + int(cfg.window_days or 30)), tz
+        )
+        first_day = date.fromisoformat(occ.detail["first_run_day"])
+        window_end, _ = schedule.day_bounds(first_day - timedelta(days=delay), tz)
+        where &= (Event.occurred_at >= window_start) & (Event.occurred_at < window_end)
+        repeat = None
+    elif every:
+        ranges = []
+        for k in range(1, max(1, REPEAT_HORIZON_DAYS // every) + 1):
+            lo, hi = schedule.day_bounds(day - timedelta(days=every * k), tz)
+            ranges.append(((Event.occurred_at >= lo) & (Event.occurred_at < hi), k))
+        where &= _any(ranges)
+        repeat = pw.Case(None, ranges)
+    else:
+        lo, hi = schedule.day_bounds(day - timedelta(days=delay), tz)
+        where &= (Event.occurred_at >= lo) & (Event.occurred_at < hi)
+        repeat = None
+    if not cfg.backfill and cfg.activated_at:
+        where &= Event.occurred_at >= cfg.activated_at
+    if trigger.get("products"):
+        where &= pw.fn.EXISTS(
+            EventItem.select(EventItem.id).where(
+                (EventItem.event == Event.id) & EventItem.sku.in_(list(trigger["products"]))
+            )
+        )
+    query = Customer.select(Customer.id, pw.SQL("NULL")).join(
+        Event, on=(Event.customer == Customer.id)
+    )
+    if trigger.get("first_visit_only"):
+        # A new customer: this event's day was the first visit, and they have not been back.
+        lo, hi = schedule.day_bounds(day - timedelta(days=delay), tz)
+        if mode == "backfill":
+            where &= Customer.first_visit_at <= Event.occurred_at
+        else:
+            where &= (Customer.first_visit_at >= lo) & (Customer.first_visit_at < hi)
+        where &= Customer.visit_count <= 1
+        return query.select(Customer.id, pw.Value("first")).where(where).distinct()
+    if "card_used" in types and (every or cfg.template == "card_use_reminder"):
+        Newer = Event.alias("newer")
+        newer = Newer.select(Newer.id).where(
+            (Newer.card == Event.card)
+            & (Newer.type == "card_used")
+            & (Newer.occurred_at > Event.occurred_at)
+        )
+        query = query.join(CustomerCard, on=(CustomerCard.id == Event.card)).join(
+            CardProduct, on=(CardProduct.id == CustomerCard.product)
+        )
+        where &= (
+            (CardProduct.kind == "count")
+            & (CustomerCard.status == "active")
+            & (CustomerCard.remaining_uses > 0)
+            & ~pw.fn.EXISTS(newer)
+        )
+        parts = ["card:", _text(Event.card), ":use:", _text(Event.id)]
+        if repeat is not None:
+            parts += [":", _text(repeat)]
+        return query.select(Customer.id, _concat(*parts)).where(where)
+    return query.select(Customer.id, _concat("ev:", _text(Event.id))).where(where)
+
+
+def _any(ranges):
+    expr = None
+    for cond, _ in ranges:
+        expr = cond if expr is None else (expr | cond)
+    return expr
+
+
+def _step_candidates(cfg, store: Store, occ: Occurrence, now: datetime):
+    """Enrolled customers whose next step is due with this occurrence."""
+    return (
+        Customer.select(Customer.id, Enrollment.key)
+        .join(Enrollment, on=(Enrollment.customer == Customer.id))
+        .where(
+            (Enrollment.plan == cfg.id)
+            & (Enrollment.status == "active")
+            & (Enrollment.step == occ.step - 1)
+            & (Enrollment.next_step_at <= occ.scheduled_for)
+            & _audience_where(store.id, cfg.audience, now)
+        )
+    )
+
+
+# ---------------------------------------------------------------- actions and branches
+
+
+def step_action(cfg, step: int) -> dict:
+    """The action of a step (step 0 is the plan's own action)."""
+    action = dict(cfg.action)
+    if step and cfg.steps and step < len(cfg.steps):
+        action.update(cfg.steps[step].get("action") or {})
+        if cfg.steps[step].get("script"):
+            action["script"] = cfg.steps[step]["script"]
+            action.pop("scripts", None)
+    return action
+
+
+def _branches(cfg, step: int) -> list:
+    if cfg.steps and step < len(cfg.steps):
+        return cfg.steps[step].get("branches") or []
+    return cfg.action.get("branches") or []
+
+
+def _variants(action: dict) -> list:
+    return [s for s in (action.get("scripts") or []) if s.get("text")]
+
+
+def _pick_script(script, locale: str, store_locale: str) -> str:
+    if isinstance(script, dict):
+        for key in (locale, store_locale, (locale or "").split("_")[0], "en"):
+            if key and script.get(key):
+                return script[key]
+        return next(iter(script.values()), "")
+    return script or ""
+
+
+def _script_for(cfg, step: int, action: dict, branch, variant: str, tpl):
+    if branch is not None:
+        branches = _branches(cfg, step)
+        if branch < len(branches) and branches[branch].get("script"):
+            return branches[branch]["script"]
+    if variant:
+        for item in _variants(action):
+            if item.get("variant") == variant:
+                return item["text"]
+    if action.get("script"):
+        return action["script"]
+    if tpl is not None:
+        if step and tpl.step_scripts:
+            return tpl.step_scripts[min(step, len(tpl.step_scripts)) - 1]
+        return tpl.scripts
+    return ""
+
+
+# ---------------------------------------------------------------- the decision pipeline
+
+
+def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
+    """INSERT … SELECT the occurrence's decisions; existing ones are left alone."""
+    action = step_action(cfg, occ.step)
+    variants = _variants(action)
+    # Decorate the candidate SELECT with the decision's constant and computed columns.
+    customer_col = Customer.id
+    variant = (
+        pw.Case(None, [(_hash_pct(customer_col, cfg.id, 1) < 5000, "A")], "B")
+        if len(variants) >= 2
+        else pw.Value("")
+    )
+    branches = _branches(cfg, occ.step)
+    branch = (
+        pw.Case(
+            None,
+            [
+                (_audience_where(store.id, b.get("audience"), now), i)
+                for i, b in enumerate(branches)
+            ],
+            None,
+        )
+        if branches
+        else pw.SQL("NULL")
+    )
+    selected = list(query._returning)
+    query._returning = (
+        pw.Value(cfg.id),
+        pw.Value(occ.id),
+        selected[0],
+        pw.Value(occ.step),
+        selected[1],
+        pw.Value("pending"),
+        variant,
+        branch,
+        pw.Value(""),
+        _when(now),
+        _when(now),
+    )
+    fields = [
+        Decision.plan,
+        Decision.occurrence,
+        Decision.customer,
+        Decision.step,
+        Decision.dedupe_key,
+        Decision.outcome,
+        Decision.variant,
+        Decision.branch,
+        Decision.reason,
+        Decision.created_at,
+        Decision.updated_at,
+    ]
+    return Decision.insert_from(query, fields).on_conflict_ignore().as_rowcount().execute()
+
+
+def _why(where, kind: str, detail, now: datetime) -> None:
+    """One why-log row per decision matching `where`, set-based."""
+    detail = pw.Value(detail) if isinstance(detail, str) else detail
+    query = Decision.select(
+        Decision.customer, Decision.plan, Decision.occurrence, pw.Value(kind), detail, _when(now)
+    ).where(where)
+    WhyLog.insert_from(
+        query,
+        [WhyLog.customer, WhyLog.plan, WhyLog.occurrence, WhyLog.kind, WhyLog.detail, WhyLog.at],
+    ).as_rowcount().execute()
+
+
+def _mark(where, outcome: str, kind: str, detail: str, now: datetime, **extra) -> int:
+    """Why-log then move the matching pending decisions to `outcome`."""
+    _why(where, kind, detail, now)
+    values = {"outcome": outcome, "reason": detail[:300], "updated_at": now}
+    values.update(extra)
+    return Decision.update(**values).where(where).execute()
+
+
+def _channel_expr(action: dict):
+    """The first reachable channel with granted consent (or the plan's channel), else NULL."""
+    channels = [action["channel"]] if action.get("channel") else list(CHANNEL_ORDER)
+    whens = []
+    for channel in channels:
+        address = getattr(Customer, _ADDRESS.get(channel, "phone"))
+        granted = Consent.select(Consent.id).where(
+            (Consent.customer == Customer.id)
+            & (Consent.channel == channel)
+            & (Consent.granted == True)  # noqa: E712
+        )
+        whens.append(((address.is_null(False)) & (address != "") & pw.fn.EXISTS(granted), channel))
+    return pw.Case(None, whens, None), channels
+
+
+def process_pending(cfg, store: Store, occ: Occurrence, now: datetime, lo=None, hi=None) -> Counter:
+    """Turn the occurrence's pending decisions into follow-ups, messages or why-logged skips."""
+    counts: Counter = Counter()
+    pending = (Decision.occurrence == occ.id) & (Decision.outcome == "pending")
+    if lo is not None:
+        pending &= (Decision.customer >= lo) & (Decision.customer <= hi)
+    settings = store_settings(store)
+    detail = occ.detail or {}
+    if detail.get("mode") == "baseline":
+        counts["skipped"] += _mark(
+            pending,
+            "skipped",
+            "skipped",
+            "already qualified when the plan was switched on (no back-fill)",
+            now,
+        )
+        return counts
+    if cfg.holdout_percent > 0:
+        held = pending & (
+            _hash_pct(Decision.customer, cfg.id) < int(round(cfg.holdout_percent * 100))
+        )
+        counts["held_out"] += _mark(
+            held, "held_out", "held_out", "held out to measure the plan", now
+        )
+    action = step_action(cfg, occ.step)
+    kind = action.get("kind", "followup")
+    days = int(settings["fatigue_days"])
+    since = now - timedelta(days=days)
+    if kind == "message":
+        channel, channels = _channel_expr(action)
+        reachable = Customer.select(Customer.id).where(
+            (Customer.id == Decision.customer) & channel.is_null(False)
+        )
+        opted = Consent.select(Consent.id).where(
+            (Consent.customer == Decision.customer)
+            & Consent.channel.in_(channels)
+            & (Consent.granted == False)  # noqa: E712
+        )
+        unreachable = pending & ~pw.fn.EXISTS(reachable)
+        counts["skipped"] += _mark(
+            unreachable & pw.fn.EXISTS(opted), "skipped", "skipped", "opted out", now
+        )
+        counts["skipped"] += _mark(
+            pending & ~pw.fn.EXISTS(reachable),
+            "skipped",
+            "skipped",
+            "no consent or no address for " + "/".join(channels),
+            now,
+        )
+        recent = Message.select(Message.id).where(
+            (Message.customer == Decision.customer)
+            & (Message.created_at > since)
+            & Message.status.not_in(("withdrawn", "suppressed"))
+        )
+        budget = int(settings["fatigue_messages"])
+        oldest = Message.select(pw.fn.MIN(Message.created_at)).where(
+            (Message.customer == Decision.customer)
+            & (Message.created_at > since)
+            & Message.status.not_in(("withdrawn", "suppressed"))
+        )
+    else:
+        open_fu = FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer)
+        recent = FollowUp.select(FollowUp.id).where(
+            (FollowUp.customer == Decision.customer)
+            & (FollowUp.created_at > since)
+            & (FollowUp.status != "withdrawn")
+        )
+        budget = int(settings["fatigue_followups"])
+        oldest = FollowUp.select(pw.fn.MIN(FollowUp.created_at)).where(
+            (FollowUp.customer == Decision.customer)
+            & (FollowUp.created_at > since)
+            & (FollowUp.status != "withdrawn")
+        )
+    over = pending & (recent.select(pw.fn.COUNT(pw.SQL("*"))) >= budget)
+    if kind != "message":
+        over &= ~pw.fn.EXISTS(open_fu)  # joining an open follow-up adds no contact
+    detail_text = f"over the contact budget ({budget} {kind}s per {days} days)"
+    _why(over, "deferred", detail_text, now)
+    counts["deferred"] += (
+        Decision.update(
+            outcome="deferred",
+            reason=detail_text,
+            updated_at=now,
+            defer_until=_plus_days(oldest, days),
+        )
+        .where(over)
+        .execute()
+    )
+    if kind == "message":
+        counts["messages"] += _create_messages(cfg, store, occ, action, pending, now)
+    else:
+        counts["followups"] += _create_followups(cfg, store, occ, action, pending, now)
+    return counts
+
+
+def _rows(cfg, store, occ, pending, extra_columns):
+    Card = CustomerCard
+    query = (
+        Decision.select(
+            Decision.id,
+            Decision.customer,
+            Decision.dedupe_key,
+            Decision.branch,
+            Decision.variant,
+            Customer.name,
+            Customer.locale,
+            Customer.source,
+            Customer.points,
+            Customer.visit_count,
+            Customer.last_visit_at,
+            *extra_columns,
+        )
+        .join(Customer, on=(Customer.id == Decision.customer))
+        .where(pending)
+        .order_by(Decision.id)
+    )
+    rows = list(query.tuples())
+    card_ids = {int(r[2].split(":")[1]) for r in rows if r[2].startswith("card:")}
+    cards = {}
+    if card_ids:
+        for cid, name, balance, uses, expires in (
+            Card.select(
+                Card.id, CardProduct.name, Card.balance, Card.remaining_uses, Card.expires_on
+            )
+            .join(CardProduct, on=(CardProduct.id == Card.product))
+            .where(Card.id.in_(list(card_ids)))
+            .tuples()
+        ):
+            cards[cid] = {
+                "card_name": name,
+                "balance": balance,
+                "remaining_uses": uses,
+                "expiry_date": expires,
+            }
+    return rows, cards
+
+
+def _contexts(cfg, store, occ, rows, cards, now, staff_names=None):
+    tz = store.timezone
+    today = schedule.local_date(now, tz)
+    member_day = None
+    if cfg.template == "member_day":
+        member_day = _firing_day(occ, tz) + timedelta(
+            days=int(cfg.params.get("remind_days_before", 1))
+        )
+    elif store.member_day:
+        member_day = store.member_day
+    tpl = _template(cfg)
+    action = step_action(cfg, occ.step)
+    out = []
+    for row in rows:
+        did, cid, dk, branch, variant, name, locale, source, points, visits, last_visit = row[:11]
+        last_day = schedule.local_date(last_visit, tz) if last_visit else None
+        ctx = {
+            "_currency": store.currency,
+            "name": name,
+            "first_name": scripts.first_name(name),
+            "store_name": store.name,
+            "source": source or "",
+            "points": points,
+            "visit_count": visits,
+            "last_visit_date": last_day,
+            "days_since_visit": (today - last_day).days if last_day else None,
+            "member_day": member_day,
+        }
+        if dk.startswith("card:"):
+            ctx.update(cards.get(int(dk.split(":")[1]), {}))
+        if staff_names is not None:
+            ctx["staff_name"] = staff_names.get(cid)
+        loc = locale or store.locale
+        script = _pick_script(
+            _script_for(cfg, occ.step, action, branch, variant, tpl), loc, store.locale
+        )
+        out.append((row, scripts.render(script, ctx, loc)))
+    return out
+
+
+def _reason_text(cfg, row) -> str:
+    source = row[7]
+    if cfg.template == "second_visit" and source:
+        return f"{cfg.name} · {source}"[:300]
+    return (cfg.name or "")[:300]
+
+
+def _create_messages(cfg, store, occ, action, pending, now) -> int:
+    channel, _ = _channel_expr(action)
+    rows, cards = _rows(
+        cfg, store, occ, pending, [channel, Customer.phone, Customer.email, Customer.line_id]
+    )
+    if not rows:
+        return 0
+    payload = []
+    for row, body in _contexts(cfg, store, occ, rows, cards, now):
+        did, cid, dk = row[0], row[1], row[2]
+        chan = row[11]
+        address = {"phone": row[12], "email": row[13], "line_id": row[14]}[
+            _ADDRESS.get(chan, "phone")
+        ]
+        payload.append(
+            {
+                "store": store.id,
+                "customer": cid,
+                "plan": cfg.id,
+                "occurrence": occ.id,
+                "decision": did,
+                "channel": chan,
+                "to_address": address or "",
+                "body": body,
+                "variant": row[4],
+                "status": "queued",
+                "idempotency_key": idempotency_key(cfg.id, occ.step, cid, dk),
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+    Message.insert_many(payload).on_conflict_ignore().as_rowcount().execute()
+    made = Decision.id.in_(
+        Message.select(Message.decision).where(Message.decision.in_([r[0] for r in rows]))
+    )
+    done = pending & made
+    _why(done, "created", _concat("message queued: ", cfg.name or ""), now)
+    _enroll(cfg, store, occ, done, now)
+    count = Decision.update(outcome="message", updated_at=now).where(done).execute()
+    return count
+
+
+def _create_followups(cfg, store, occ, action, pending, now) -> int:
+    open_fu = (
+        FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer).limit(1)
+    )
+    rows, cards = _rows(cfg, store, occ, pending, [open_fu])
+    if not rows:
+        return 0
+    day = schedule.local_date(max(now, occ.scheduled_for), store.timezone)
+    who = assignment.assignees(store, [r[1] for r in rows if r[11] is None], day)
+    staff_ids = {sid for sid, _ in who.values() if sid}
+    names = (
+        dict(Staff.select(Staff.id, Staff.name).where(Staff.id.in_(list(staff_ids))).tuples())
+        if staff_ids
+        else {}
+    )
+    staff_names = {cid: names.get(sid) for cid, (sid, _) in who.items()}
+    due_at = max(
+        occ.scheduled_for,
+        now if (occ.detail or {}).get("mode") == "backfill" else occ.scheduled_for,
+    )
+    due_at = due_at + timedelta(hours=float(action.get("due_in_hours", 8) or 0))
+    rendered = _contexts(cfg, store, occ, rows, cards, now, staff_names)
+    new, merged = [], []
+    for row, script in rendered:
+        cid = row[1]
+        if row[11] is None:
+            sid, rule = who.get(cid, (None, "manager_queue"))
+            new.append(
+                {
+                    "store": store.id,
+                    "customer": cid,
+                    "plan": cfg.id,
+                    "occurrence": occ.id,
+                    "assignee": sid,
+                    "assigned_by_rule": rule,
+                    "status": "open",
+                    "open_customer": cid,
+                    "due_at": due_at,
+                    "script": script,
+                    "variant": row[4],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        else:
+            merged.append((row, script))
+    for i in range(0, len(new), BATCH):
+        FollowUp.insert_many(new[i : i + BATCH]).on_conflict_ignore().as_rowcount().execute()
+    customer_ids = [r[1] for r, _ in rendered]
+    open_by_customer = dict(
+        FollowUp.select(FollowUp.open_customer, FollowUp.id)
+        .where(FollowUp.open_customer.in_(customer_ids))
+        .tuples()
+    )
+    reasons = []
+    for row, script in rendered:
+        fid = open_by_customer.get(row[1])
+        if fid:
+            reasons.append(
+                {
+                    "followup": fid,
+                    "plan": cfg.id,
+                    "occurrence": occ.id,
+                    "decision": row[0],
+                    "text": _reason_text(cfg, row),
+                    "script": script,
+                    "created_at": now,
+                }
+            )
+    if reasons:
+        FollowUpReason.insert_many(reasons).on_conflict_ignore().as_rowcount().execute()
+    for row, script in merged:
+        fid = open_by_customer.get(row[1])
+        if fid:
+            # A second reason joins the open follow-up: both scripts are shown.
+            FollowUp.update(
+                script=pw.NodeList(
+                    (FollowUp.script, pw.SQL("||"), pw.Value("\n\n— " + script)), glue=" "
+                ),
+                updated_at=now,
+            ).where(FollowUp.id == fid).execute()
+    made = Decision.id.in_(
+        FollowUpReason.select(FollowUpReason.decision).where(
+            FollowUpReason.decision.in_([r[0] for r, _ in rendered])
+        )
+    )
+    done = pending & made
+    _why(done, "created", _concat("follow-up: ", cfg.name or ""), now)
+    _enroll(cfg, store, occ, done, now)
+    count = Decision.update(outcome="followup", updated_at=now).where(done).execute()
+    return count
+
+
+def _enroll(cfg, store, occ: Occurrence, done, now: datetime) -> None:
+    """Record progress through a multi-step plan for the customers this step reached."""
+    steps = cfg.steps or []
+    nxt = occ.step + 1
+    if len(steps) <= 1:
+        return
+    if nxt >= len(steps):
+        Enrollment.update(step=occ.step, status="done", next_step_at=None, updated_at=now).where(
+            (Enrollment.plan == cfg.id)
+            & Enrollment.customer.in_(Decision.select(Decision.customer).where(done))
+            & (Enrollment.status == "active")
+            & (Enrollment.step == occ.step - 1)
+        ).execute()
+        return
+    at = (cfg.schedule or {}).get("at") or (cfg.trigger or {}).get("at")
+    next_at = schedule.add_days_local(
+        occ.scheduled_for, int(steps[nxt].get("after_days", 0)), at, store.timezone
+    )
+    if occ.step == 0:
+        query = Decision.select(
+            Decision.plan,
+            Decision.customer,
+            Decision.dedupe_key,
+            pw.Value(0),
+            pw.Value("active"),
+            _when(now),
+            _when(next_at),
+            _when(now),
+        ).where(done)
+        Enrollment.insert_from(
+            query,
+            [
+                Enrollment.plan,
+                Enrollment.customer,
+                Enrollment.key,
+                Enrollment.step,
+                Enrollment.status,
+                Enrollment.started_at,
+                Enrollment.next_step_at,
+                Enrollment.updated_at,
+            ],
+        ).on_conflict_ignore().as_rowcount().execute()
+    else:
+        Enrollment.update(step=occ.step, next_step_at=next_at, updated_at=now).where(
+            (Enrollment.plan == cfg.id)
+            & Enrollment.customer.in_(Decision.select(Decision.customer).where(done))
+            & (Enrollment.status == "active")
+            & (Enrollment.step == occ.step - 1)
+        ).execute()
+
+
+# ---------------------------------------------------------------- running occurrences
+
+
+def _lock_occurrence(occ_id: int) -> None:
+    if is_postgres():
+        db.execute_sql('SELECT id FROM "occurrence" WHERE id = %s FOR UPDATE', (occ_id,))
+
+
+def _id_ranges(store_id: int, batch: int):
+    lo, hi = (
+        Customer.select(pw.fn.MIN(Customer.id), pw.fn.MAX(Customer.id))
+        .where(Customer.store == store_id)
+        .tuples()
+        .get()
+    )
+    if lo is None:
+        return
+    start = lo
+    while start <= hi:
+        yield start, min(start + batch - 1, hi)
+        start += batch
+
+
+def run_occurrence(occurrence: Occurrence, now: datetime) -> int:
+    """Generate one occurrence's decisions and contacts in batches; safe to rerun. → contacts made."""
+    totals: Counter = Counter()
+    _run_and_count(occurrence, now, totals)
+    occurrence.status = "done"
+    return totals["followups"] + totals["messages"]
+
+
+def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
+    plan = Plan.get_by_id(occ.plan_id)
+    store = Store.get_by_id(plan.store_id)
+    cfg = config(plan, occ.version)
+    Occurrence.update(status="running", started_at=now).where(
+        (Occurrence.id == occ.id) & (Occurrence.status.in_(("pending", "running")))
+    ).execute()
+    for lo, hi in _id_ranges(store.id, BATCH):
+        with _tx():
+            _lock_occurrence(occ.id)
+            query = candidates(cfg, store, occ, now).where(
+                (Customer.id >= lo) & (Customer.id <= hi)
+            )
+            _insert_decisions(cfg, store, occ, query, now)
+            totals.update(process_pending(cfg, store, occ, now, lo, hi))
+    made = (
+        Decision.select(pw.fn.COUNT(Decision.id))
+        .where((Decision.occurrence == occ.id) & Decision.outcome.in_(("followup", "message")))
+        .scalar()
+    )
+    Occurrence.update(status="done", finished_at=now, created_count=made).where(
+        Occurrence.id == occ.id
+    ).execute()
+    totals["occurrences"] += 1
+
+
+def firing_rule(cfg) -> tuple[str, str, int, date | None] | None:
+    """(rrule, local time, offset days, anchor) of a recurring or behaviour plan."""
+    if cfg.type == "recurring" and cfg.schedule:
+        anchor = cfg.schedule.get("anchor")
+        return (
+            cfg.schedule["rrule"],
+            cfg.schedule.get("at", "10:00"),
+            int(cfg.schedule.get("offset_days", 0)),
+            date.fromisoformat(anchor) if anchor else None,
+        )
+    if cfg.type == "behaviour":
+        return schedule.daily_rule(), (cfg.trigger or {}).get("at") or "09:00", 0, None
+    return None
+
+
+def next_firing(cfg, tz: str, after: datetime) -> datetime | None:
+    """The plan's next firing strictly after `after` (one-off: its instant if still ahead)."""
+    if cfg.type == "one_off":
+        at = (cfg.schedule or {}).get("at")
+        instant = datetime.fromisoformat(at) if at else None
+        return instant if instant and instant > after else None
+    rule = firing_rule(cfg)
+    if rule is None:
+        return None
+    rrule, at, offset, anchor = rule
+    return schedule.next_run(rrule, at, tz, after, anchor=anchor, offset_days=offset)
+
+
+def _advance_plan(plan: Plan, now: datetime, totals: Counter) -> None:
+    """Create the occurrences a due plan owes (missed beyond the grace period) and move it on."""
+    store = Store.get_by_id(plan.store_id)
+    cfg = config(plan)
+    grace = timedelta(hours=float(store_settings(store)["grace_hours"]))
+    firing = plan.next_run_at
+    firings = []
+    while firing is not None and firing <= now and len(firings) < MAX_MISSED:
+        firings.append(firing)
+        firing = next_firing(cfg, store.timezone, firing)
+    if firing is not None and firing <= now:
+        firing = next_firing(cfg, store.timezone, now)
+    moved = (
+        Plan.update(next_run_at=firing, last_run_at=now)
+        .where((Plan.id == plan.id) & (Plan.next_run_at == plan.next_run_at))
+        .execute()
+    )
+    if not moved:
+        return  # another worker advanced it; its occurrences exist already
+    for instant in firings:
+        day = schedule.local_date(instant, store.timezone)
+        key = "once" if cfg.type == "one_off" else day.isoformat()
+        status = "pending" if now - instant <= grace else "missed"
+        inserted = (
+            Occurrence.insert(
+                plan=plan.id,
+                version=plan.version,
+                key=key,
+                step=0,
+                scheduled_for=instant,
+                status=status,
+                detail={"day": day.isoformat(), "mode": "normal"},
+                finished_at=now if status == "missed" else None,
+            )
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+        if status == "missed" and inserted:
+            totals["missed"] += 1
+            log.warning("plan %s occurrence %s missed (scheduler down beyond grace)", plan.id, key)
+
+
+def _due_enrollment_steps(now: datetime, totals: Counter) -> None:
+    """Open step occurrences for enrollments whose next step is due; end converted ones."""
+    groups = (
+        Enrollment.select(Enrollment.plan, Enrollment.step, pw.fn.MIN(Enrollment.next_step_at))
+        .join(Plan, on=(Plan.id == Enrollment.plan))
+        .where(
+            (Enrollment.status == "active")
+            & (Enrollment.next_step_at <= now)
+            & (Plan.status == "active")
+        )
+        .group_by(Enrollment.plan, Enrollment.step)
+        .tuples()
+    )
+    for plan_id, step, first_due in list(groups):
+        first_due = _instant(first_due)
+        plan = Plan.get_by_id(plan_id)
+        store = Store.get_by_id(plan.store_id)
+        cfg = config(plan)
+        started = Enrollment.started_at
+        back = Visit.select(Visit.id).where(
+            (Visit.customer == Enrollment.customer) & (Visit.first_at > started)
+        )
+        booked = Event.select(Event.id).where(
+            (Event.customer == Enrollment.customer)
+            & (Event.type == "appointment_booked")
+            & (Event.occurred_at > started)
+        )
+        due = (
+            (Enrollment.plan == plan_id)
+            & (Enrollment.status == "active")
+            & (Enrollment.step == step)
+            & (Enrollment.next_step_at <= now)
+        )
+        with _tx():
+            converted = (
+                Enrollment.update(status="converted", next_step_at=None, updated_at=now)
+                .where(due & (pw.fn.EXISTS(back) | pw.fn.EXISTS(booked)))
+                .execute()
+            )
+            totals["converted"] += converted
+        due_at = schedule.local_date(first_due, store.timezone)
+        key = due_at.isoformat()
+        Occurrence.insert(
+            plan=plan_id,
+            version=plan.version,
+            key=key,
+            step=step + 1,
+            scheduled_for=first_due,
+            status="pending",
+            detail={"day": key, "mode": "step"},
+        ).on_conflict_ignore().execute()
+        occ = Occurrence.get(
+            (Occurrence.plan == plan_id) & (Occurrence.key == key) & (Occurrence.step == step + 1)
+        )
+        if occ.status in ("pending", "running"):
+            _run_and_count(occ, now, totals)
+        # Whoever the step did not reach (left the audience, or the step skipped them) ends here.
+        left = due & ~Enrollment.customer.in_(
+            Decision.select(Decision.customer).where(
+                (Decision.plan == plan_id)
+                & (Decision.step == step + 1)
+                & (Decision.dedupe_key == Enrollment.key)
+            )
+        )
+        Enrollment.update(status="left", next_step_at=None, updated_at=now).where(left).execute()
+        del cfg
+
+
+def run_due(now: datetime) -> dict:
+    """Everything due at `now`, found from the database; a second run for the same instant adds nothing."""
+    totals: Counter = Counter()
+    due_plans = (
+        Plan.select()
+        .where((Plan.status == "active") & (Plan.next_run_at <= now))
+        .order_by(Plan.priority, Plan.id)
+    )
+    for plan in list(due_plans):
+        _advance_plan(plan, now, totals)
+    pending = (
+        Occurrence.select(Occurrence)
+        .join(Plan, on=(Plan.id == Occurrence.plan))
+        .where(
+            Occurrence.status.in_(("pending", "running"))
+            & (Occurrence.scheduled_for <= now)
+            & (Plan.status == "active")
+            & (Occurrence.step == 0)
+        )
+        .order_by(Plan.priority, Occurrence.scheduled_for, Occurrence.id)
+    )
+    for occ in list(pending):
+        _run_and_count(occ, now, totals)
+    _due_enrollment_steps(now, totals)
+    _retry_deferred(now, totals)
+    return {
+        "occurrences": totals["occurrences"],
+        "followups": totals["followups"],
+        "messages": totals["messages"],
+        "withdrawn": totals["withdrawn"],
+        "missed": totals["missed"],
+        "deferred": totals["deferred"],
+    }
+
+
+def _retry_deferred(now: datetime, totals: Counter) -> None:
+    """Deferred decisions whose budget has freed are tried again (and may be deferred again)."""
+    due = (Decision.outcome == "deferred") & (Decision.defer_until <= now)
+    occ_ids = [
+        oid
+        for oid, _ in Decision.select(Decision.occurrence, pw.fn.MIN(Plan.priority))
+        .join(Plan, on=(Plan.id == Decision.plan))
+        .where(due & (Plan.status == "active"))
+        .group_by(Decision.occurrence)
+        .order_by(pw.fn.MIN(Plan.priority))
+        .tuples()
+    ]
+    for occ_id in occ_ids:
+        occ = Occurrence.get_by_id(occ_id)
+        plan = Plan.get_by_id(occ.plan_id)
+        store = Store.get_by_id(plan.store_id)
+        with _tx():
+            _lock_occurrence(occ.id)
+            Decision.update(outcome="pending", updated_at=now).where(
+                due & (Decision.occurrence == occ_id)
+            ).execute()
+            result = process_pending(config(plan, occ.version), store, occ, now)
+        totals["followups"] += result["followups"]
+        totals["messages"] += result["messages"]
+
+
+# ---------------------------------------------------------------- reacting to events
+
+_WHY = {
+    "visit": "came back",
+    "service_completed": "came back",
+    "purchase": "came back",
+    "card_used": "used the card",
+    "appointment_booked": "booked an appointment",
+    "top_up": "topped up",
+}
+
+
+def _pointless(cfg, dedupe_key: str, event: Event) -> bool:
+    if event.type not in withdraw_on(cfg):
+        return False
+    if event.type in ("card_used", "top_up") and dedupe_key.startswith("card:") and event.card_id:
+        return int(dedupe_key.split(":")[1]) == event.card_id
+    return True
+
+
+def react_to_event(event: Event, now: datetime) -> None:
+    """Withdraw contacts the event made pointless, and end enrollments it converted."""
+    store = Store.get_by_id(event.store_id)
+    why = f"{_WHY.get(event.type, event.type)} ({event.type} at {event.occurred_at.isoformat()})"
+    with _tx():
+        if event.type in (*templates.VISIT_EVENTS, "appointment_booked"):
+            active = Enrollment.select(Enrollment.id).where(
+                (Enrollment.customer == event.customer_id)
+                & (Enrollment.status == "active")
+                & (Enrollment.started_at <= event.occurred_at)
+            )
+            ids = [e.id for e in active]
+            if ids:
+                Enrollment.update(status="converted", next_step_at=None, updated_at=now).where(
+                    Enrollment.id.in_(ids)
+                ).execute()
+                for enr in Enrollment.select().where(Enrollment.id.in_(ids)):
+                    WhyLog.create(
+                        customer=event.customer_id,
+                        plan=enr.plan_id,
+                        kind="converted",
+                        detail=why[:300],
+                        at=now,
+                    )
+        _withdraw_followups(store, event, why, now)
+        _withdraw_messages(event, why, now)
+        _withdraw_deferred(event, why, now)
+
+
+def _since_day_start(created_at: datetime, store: Store) -> datetime:
+    return schedule.day_bounds(schedule.local_date(created_at, store.timezone), store.timezone)[0]
+
+
+def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> None:
+    followup = FollowUp.get_or_none(FollowUp.open_customer == event.customer_id)
+    if followup is None or event.occurred_at < _since_day_start(followup.created_at, store):
+        return
+    reasons = list(
+        FollowUpReason.select(FollowUpReason, Decision.dedupe_key)
+        .join(Decision, pw.JOIN.LEFT_OUTER, on=(Decision.id == FollowUpReason.decision))
+        .where(FollowUpReason.followup == followup.id)
+        .objects()
+    )
+    plans = {
+        p.id: config(p)
+        for p in Plan.select().where(Plan.id.in_([r.plan_id for r in reasons if r.plan_id]))
+    }
+    gone = [
+        r
+        for r in reasons
+        if r.plan_id in plans and _pointless(plans[r.plan_id], r.dedupe_key or "", event)
+    ]
+    if not gone:
+        return
+    for reason in gone:
+        if reason.decision_id:
+            Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
+                Decision.id == reason.decision_id
+            ).execute()
+        WhyLog.create(
+            customer=event.customer_id,
+            plan=reason.plan_id,
+            occurrence=reason.occurrence_id,
+            kind="withdrawn",
+            detail=why[:300],
+            at=now,
+        )
+    FollowUpReason.delete().where(FollowUpReason.id.in_([r.id for r in gone])).execute()
+    left = [r for r in reasons if r not in gone]
+    if left:
+        FollowUp.update(script="\n\n— ".join(r.script for r in left), updated_at=now).where(
+            FollowUp.id == followup.id
+        ).execute()
+    else:
+        FollowUp.update(
+            status="withdrawn", open_customer=None, withdrawn_reason=why[:200], updated_at=now
+        ).where(FollowUp.id == followup.id).execute()
+
+
+def _withdraw_messages(event: Event, why: str, now: datetime) -> None:
+    queued = list(
+        Message.select(Message, Decision.dedupe_key)
+        .join(Decision, pw.JOIN.LEFT_OUTER, on=(Decision.id == Message.decision))
+        .where(
+            (Message.customer == event.customer_id)
+            & (Message.status == "queued")
+            & (Message.created_at <= event.occurred_at + timedelta(days=1))
+        )
+        .objects()
+    )
+    plans = {
+        p.id: config(p)
+        for p in Plan.select().where(Plan.id.in_([m.plan_id for m in queued if m.plan_id]))
+    }
+    for message in queued:
+        if message.plan_id not in plans or not _pointless(
+            plans[message.plan_id], message.dedupe_key or "", event
+        ):
+            continue
+        if (
+            Message.update(status="withdrawn", closed_at=now, error=why[:500])
+            .where((Message.id == message.id) & (Message.status == "queued"))
+            .execute()
+        ):
+            MessageStatusChange.create(
+                message=message.id, status="withdrawn", detail={"why": why}, at=now
+            )
+            if message.decision_id:
+                Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
+                    Decision.id == message.decision_id
+                ).execute()
+            WhyLog.create(
+                customer=event.customer_id,
+                plan=message.plan_id,
+                occurrence=message.occurrence_id,
+                kind="withdrawn",
+                detail=why[:300],
+                at=now,
+            )
+
+
+def _withdraw_deferred(event: Event, why: str, now: datetime) -> None:
+    waiting = list(
+        Decision.select().where(
+            (Decision.customer == event.customer_id)
+            & (Decision.outcome.in_(("deferred", "pending")))
+            & (Decision.created_at <= event.occurred_at + timedelta(days=1))
+        )
+    )
+    plans = {
+        p.id: config(p) for p in Plan.select().where(Plan.id.in_([d.plan_id for d in waiting]))
+    }
+    for decision in waiting:
+        if decision.plan_id in plans and _pointless(
+            plans[decision.plan_id], decision.dedupe_key, event
+        ):
+            Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
+                Decision.id == decision.id
+            ).execute()
+            WhyLog.create(
+                customer=event.customer_id,
+                plan=decision.plan_id,
+                occurrence=decision.occurrence_id,
+                kind="withdrawn",
+                detail=why[:300],
+                at=now,
+            )
