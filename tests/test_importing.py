@@ -1,0 +1,398 @@
+"""The importer: encodings, Excel, header mapping, per-row errors, merging, resuming."""
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.models import (
+    CardLedger,
+    Customer,
+    CustomerAttribute,
+    CustomerCard,
+    CustomerTag,
+    Event,
+    Tag,
+    Visit,
+)
+from app.services import cards, customers, hooks, importing
+from app.services.validation import ValidationError
+from tests.factories import make_customer, make_store, utc
+from tests.test_customers_service import empty_tables
+
+DATA = Path(__file__).parent / "data"
+NOW = utc(2026, 11, 24, 4, 0)
+
+
+@pytest.fixture
+def app(schema):
+    """Empty tables and an open connection; these services need no Flask app."""
+    empty_tables(schema)
+    with schema.connection_context():
+        yield schema
+
+
+@pytest.fixture
+def fired(monkeypatch):
+    """Record events handed to the plan engine's hook."""
+    calls = []
+    monkeypatch.setattr(hooks, "after_event", lambda event, now: calls.append(event.external_id))
+    return calls
+
+
+def names_by_phone(store):
+    return {c.phone: c.name for c in Customer.select().where(Customer.store == store.id)}
+
+
+def csv_bytes(rows: list[list]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def test_utf8_bom_file_with_malay_headers_and_semicolons_imports(app):
+    store = make_store(region="MY")
+    report = importing.import_file("customers", DATA / "customers_utf8_bom.csv", store, NOW)
+    assert (report.created, report.rejected) == (3, 0)
+    aisyah = Customer.get(Customer.phone == "+60123456789")
+    assert aisyah.name == "Nur Aisyah binti Ahmad"
+    assert aisyah.birthday == date(1990, 5, 12) and aisyah.gender == "female"
+    assert customers.customer_tags(aisyah) == ["VIP", "rambut"]
+    assert CustomerAttribute.get(CustomerAttribute.customer == aisyah.id).value == "myvi"
+
+
+def test_gbk_file_with_simplified_chinese_imports(app):
+    store = make_store(region="CN", timezone="Asia/Shanghai")
+    report = importing.import_file("customers", DATA / "customers_gbk.csv", store, NOW)
+    assert report.rejected == 0, report.errors
+    zhang = Customer.get(Customer.phone == "+8613800138000")
+    assert zhang.name == "张伟" and zhang.gender == "male" and zhang.notes == "老客户"
+    assert zhang.birthday == date(1990, 5, 12)
+    assert customers.customer_tags(zhang) == ["VIP", "烫发"]
+
+
+def test_big5_tab_separated_file_with_traditional_chinese_imports(app):
+    store = make_store(region="TW", timezone="Asia/Taipei")
+    table = importing.read_table(DATA / "customers_big5.csv")
+    assert table.delimiter == "\t"
+    report = importing.import_file("customers", DATA / "customers_big5.csv", store, NOW)
+    assert report.created == 3
+    assert names_by_phone(store)["+886912345678"] == "陳美玲"
+
+
+def test_tis620_file_with_thai_names_and_buddhist_years_imports(app):
+    store = make_store(region="TH", timezone="Asia/Bangkok")
+    report = importing.import_file("customers", DATA / "customers_tis620.csv", store, NOW)
+    assert report.created == 3, report.errors
+    somying = Customer.get(Customer.phone == "+66812345678")
+    assert somying.name == "สมหญิง ใจดี" and somying.birthday == date(1990, 5, 12)
+    assert customers.customer_tags(somying) == ["VIP"]
+
+
+def test_explicit_encoding_overrides_detection(app):
+    raw = (DATA / "customers_big5.csv").read_bytes()
+    table = importing.read_table(raw, "x.csv", encoding="big5")
+    assert table.rows[0][0] == "陳美玲"
+    with pytest.raises(ValueError, match="could not be read as utf-8"):
+        importing.read_table(raw, "x.csv", encoding="utf-8")
+
+
+def test_xlsx_file_with_numbers_dates_and_attributes_imports(app):
+    store = make_store(region="MY")
+    report = importing.import_file("customers", DATA / "customers.xlsx", store, NOW)
+    assert report.created == 3, report.errors
+    tan = Customer.get(Customer.external_id == "M-001")
+    assert tan.phone == "+60123456789" and tan.name == "Tan Mei Ling 陈美玲"
+    assert tan.birthday == date(1990, 5, 12)
+    assert CustomerAttribute.get(CustomerAttribute.customer == tan.id).key == "Car type"
+    assert Customer.get(Customer.external_id == "M-002").phone == "+66812345678"
+
+
+def test_suggest_mapping_recognises_headers_in_four_languages():
+    mapping = importing.suggest_mapping(
+        "customers",
+        ["名字", "電話", "วันเกิด", "Tag", "nama pelanggan", "Car type", "เบอร์โทร"],
+    )
+    assert mapping["名字"] == "name"
+    assert mapping["電話"] == "phone"
+    assert mapping["วันเกิด"] == "birthday"
+    assert mapping["Tag"] == "tags"
+    # A second column for a field already taken becomes an attribute rather than a clash.
+    assert mapping["nama pelanggan"] == "attributes.nama pelanggan"
+    assert mapping["Car type"] == "attributes.Car type"
+    events = importing.suggest_mapping("events", ["訂單編號", "手機", "消費時間", "金額"])
+    assert events == {
+        "訂單編號": "external_id",
+        "手機": "customer.phone",
+        "消費時間": "occurred_at",
+        "金額": "amount",
+    }
+
+
+def test_check_mapping_names_missing_and_unknown_targets():
+    problems = importing.check_mapping("cards", {"a": "balance", "b": "colour", "c": "balance"})
+    assert "Column 'b' is mapped to an unknown field 'colour'." in problems
+    assert "More than one column is mapped to 'balance'." in problems
+    assert any("'product'" in p for p in problems)
+
+
+def test_bad_rows_are_reported_by_line_and_good_rows_land(app):
+    store = make_store(region="MY")
+    report = importing.import_file("customers", DATA / "customers_bad.csv", store, NOW)
+    lines = {e.line: e for e in report.errors}
+    assert lines[3].message == "phone: '12345' is not a valid phone number for region MY"
+    assert lines[4].field == "birthday"
+    assert lines[5].message == "name: name is required"
+    assert lines[7].field == "birthday"
+    assert lines[8].field == "email"
+    assert report.rejected == 5
+    # Line 6 repeats line 2's phone: merged into the same customer, never a second one.
+    assert (report.created, report.merged) == (1, 1)
+    assert report.landed == [2, 6]
+    good = Customer.get(Customer.phone == "+60123456789")
+    assert good.name == "Good One Again"
+    assert customers.customer_tags(good) == ["VIP", "lash"]
+    assert Customer.select().count() == 1
+
+
+def test_rejected_csv_has_reason_column_and_neutralises_formulas(app):
+    store = make_store(region="MY")
+    report = importing.import_file("customers", DATA / "customers_bad.csv", store, NOW)
+    rows = list(csv.reader(io.StringIO(report.rejected_csv())))
+    assert rows[0] == ["name", "phone", "birthday", "tags", "email", "error"]
+    assert len(rows) == 6
+    evil = next(r for r in rows if "HYPERLINK" in r[0])
+    assert evil[0].startswith("'=")
+    assert "line 7" in evil[-1]
+    for row in rows[1:]:
+        assert not row[-1].startswith(("=", "+", "-", "@"))
+
+
+def test_fixed_rejected_csv_can_be_uploaded_again(app):
+    store = make_store(region="MY")
+    report = importing.import_file("customers", DATA / "customers_bad.csv", store, NOW)
+    fixed = report.rejected_csv().replace("12345", "0127777777").replace("not-a-date", "")
+    table = importing.read_table(fixed.encode("utf-8"), "fixed.csv")
+    assert table.rows[4 - 1][0] == '=HYPERLINK("http://evil")'
+    mapping = importing.suggest_mapping("customers", table.headers)
+    mapping["error"] = None
+    again = importing.import_rows("customers", store, table, mapping, NOW)
+    assert again.created == 2  # the fixed phone and the formula-named row
+    assert Customer.get(Customer.phone == "+60127777777").name == "Bad Phone"
+
+
+@pytest.mark.parametrize(
+    "cell", ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "plain", None]
+)
+def test_csv_safe_neutralises_formula_injection(cell):
+    value = importing.csv_safe(cell)
+    assert not value.startswith(("=", "+", "-", "@", "\t", "\r"))
+    if cell and cell[0] in "=+-@\t":
+        assert value == "'" + cell
+
+
+def test_reimporting_the_same_file_changes_nothing(app):
+    store = make_store(region="MY")
+    first = importing.import_file("customers", DATA / "customers.xlsx", store, NOW)
+    before = list(Customer.select().order_by(Customer.id).dicts())
+    second = importing.import_file("customers", DATA / "customers.xlsx", store, utc(2026, 11, 25))
+    assert first.created == 3
+    assert (second.created, second.updated, second.unchanged) == (0, 0, 3)
+    assert list(Customer.select().order_by(Customer.id).dicts()) == before
+
+
+def test_import_updates_existing_customer_matched_by_phone(app):
+    store = make_store(region="MY")
+    existing = make_customer(store, name="Old name", phone="+60123456789")
+    report = importing.import_file("customers", DATA / "customers_utf8_bom.csv", store, NOW)
+    assert (report.created, report.updated) == (2, 1)
+    assert Customer.get_by_id(existing.id).name == "Nur Aisyah binti Ahmad"
+    assert Customer.select().count() == 3
+
+
+def test_unknown_tags_are_reported_when_not_creating_them(app):
+    store = make_store(region="MY")
+    Tag.create(store=store, name="VIP")
+    report = importing.import_file(
+        "customers", DATA / "customers_utf8_bom.csv", store, NOW, create_tags=False
+    )
+    messages = {e.line: e.message for e in report.errors}
+    assert messages == {2: "tag: unknown tag(s): rambut", 3: "tag: unknown tag(s): baru"}
+    assert report.created == 1
+    assert Tag.select().count() == 1
+
+
+def test_batches_report_progress_and_cancel_between_batches(app):
+    store = make_store(region="MY")
+    rows = [["name", "phone"]] + [[f"C{i}", f"012{i:07d}"] for i in range(10)]
+    table = importing.read_table(csv_bytes(rows), "c.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    progress = []
+    report = importing.import_rows(
+        "customers",
+        store,
+        table,
+        mapping,
+        NOW,
+        {
+            "batch_size": 3,
+            "on_progress": lambda done, total: progress.append((done, total)),
+            "should_cancel": lambda: len(progress) >= 2,
+        },
+    )
+    assert progress == [(3, 10), (6, 10)]
+    assert report.cancelled and report.next_row == 6
+    assert report.landed == [2, 3, 4, 5, 6, 7]
+    assert Customer.select().count() == 6
+    resumed = importing.import_rows(
+        "customers", store, table, mapping, NOW, {"batch_size": 3, "resume_from": report.next_row}
+    )
+    assert resumed.created == 4 and resumed.landed == [8, 9, 10, 11]
+    assert Customer.select().count() == 10
+
+
+def test_resuming_from_an_earlier_row_never_doubles(app):
+    store = make_store(region="MY")
+    rows = [["name", "phone", "tags"]] + [[f"C{i}", f"012{i:07d}", "VIP"] for i in range(8)]
+    table = importing.read_table(csv_bytes(rows), "c.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    importing.import_rows("customers", store, table, mapping, NOW, {"batch_size": 4})
+    # The worker died after batch 1 was committed but before its progress was saved.
+    again = importing.import_rows(
+        "customers", store, table, mapping, NOW, {"batch_size": 4, "resume_from": 0}
+    )
+    assert again.unchanged == 8
+    assert Customer.select().count() == 8 and CustomerTag.select().count() == 8
+
+
+def test_dry_run_validates_without_saving(app):
+    store = make_store(region="MY")
+    report = importing.import_file(
+        "customers", DATA / "customers_bad.csv", store, NOW, dry_run=True
+    )
+    assert (report.created, report.merged, report.rejected) == (1, 1, 5)
+    assert "nothing would be saved" in report.summary()
+    assert Customer.select().count() == 0
+
+
+def test_cards_import_issues_cards_and_reports_unknown_products(app):
+    store = make_store(region="MY")
+    make_customer(store, phone="+60123456789")
+    make_customer(store, phone="+60198765432")
+    cards.upsert_product(
+        store, {"sku": "LASH10", "name": "Lash x10", "kind": "count", "uses": 10}, NOW
+    )
+    cards.upsert_product(store, {"sku": "SV500", "name": "Stored 500", "kind": "stored_value"}, NOW)
+    report = importing.import_file("cards", DATA / "cards.csv", store, NOW)
+    messages = {e.line: e.message for e in report.errors}
+    assert messages[4] == "card type: unknown card product 'NOPE'"
+    assert messages[5] == "phone: no customer with phone '0170000000' in this store"
+    assert report.created == 2
+    lash = CustomerCard.get(CustomerCard.external_id == "C-1")
+    assert lash.remaining_uses == 7 and lash.expires_on == date(2027, 6, 30)
+    assert CustomerCard.get(CustomerCard.external_id == "C-2").balance == Decimal("320.50")
+    again = importing.import_file("cards", DATA / "cards.csv", store, NOW)
+    assert again.unchanged == 2 and CustomerCard.select().count() == 2
+    assert CardLedger.select().count() == 2
+
+
+def test_events_history_import_builds_visits_without_firing_plans(app, fired):
+    store = make_store(region="MY", timezone="Asia/Kuala_Lumpur")
+    first = make_customer(store, phone="+60123456789")
+    make_customer(store, phone="+60198765432")
+    report = importing.import_file("events", DATA / "events.csv", store, NOW)
+    messages = {e.line: e.message for e in report.errors}
+    assert set(messages) == {6, 7}
+    assert messages[7].startswith("date: 'someday' is not a valid date")
+    assert report.created == 4
+    assert fired == []
+    first = Customer.get_by_id(first.id)
+    assert first.visit_count == 2  # two events on 5 January are one visit
+    assert first.total_spend == Decimal("200.00")
+    assert first.last_visit_at == utc(2026, 3, 1, 1, 30)
+    assert Event.get(Event.external_id == "O-3").amount == Decimal("1200.50")
+    assert Event.get(Event.external_id == "O-2").type == "service_completed"
+    again = importing.import_file("events", DATA / "events.csv", store, NOW)
+    assert again.unchanged == 4 and Event.select().count() == 4
+    assert Visit.select().count() == 3
+
+
+def test_events_import_can_trigger_plans_when_asked(app, fired):
+    store = make_store(region="MY")
+    make_customer(store, phone="+60123456789")
+    make_customer(store, phone="+60198765432")
+    importing.import_file("events", DATA / "events.csv", store, NOW, triggers_plans=True)
+    assert fired == ["O-1", "O-2", "O-3", "O-4"]
+
+
+def test_events_without_ids_get_stable_ids_so_reimport_is_idempotent(app, fired):
+    store = make_store(region="MY")
+    make_customer(store, phone="+60123456789")
+    rows = [["phone", "date"], ["0123456789", "2026-01-05"], ["0123456789", "2026-01-05"]]
+    raw = csv_bytes(rows)
+    for _ in range(2):
+        table = importing.read_table(raw, "e.csv")
+        importing.import_rows(
+            "events", store, table, importing.suggest_mapping("events", table.headers), NOW
+        )
+    assert Event.select().count() == 2
+
+
+def test_mapping_without_required_columns_is_refused(app):
+    store = make_store()
+    table = importing.read_table(csv_bytes([["colour"], ["red"]]), "x.csv")
+    with pytest.raises(ValidationError) as info:
+        importing.import_rows("customers", store, table, {"colour": None}, NOW)
+    assert info.value.errors[0]["field"] == "mapping"
+
+
+def test_empty_and_broken_files_give_clear_errors():
+    with pytest.raises(ValueError, match="empty"):
+        importing.read_table(b"\n\n", "x.csv")
+    with pytest.raises(ValueError, match="Excel"):
+        importing.read_table(b"PK\x03\x04not really a zip", "x.xlsx")
+
+
+cell = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["0123456789", "+60 12-345 6789", "12345", "=cmd|' /C calc'!A0", "@SUM(1)"]),
+    st.sampled_from(["1990-05-12", "31/02/1990", "2533-05-12", "", "女", "VIP, 新客"]),
+    st.text(min_size=300, max_size=3000),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(cell, min_size=0, max_size=7), min_size=1, max_size=12))
+def test_malformed_rows_never_crash_and_every_row_lands_or_is_reported(app, rows):
+    empty_tables(app)
+    store = make_store(region="MY")
+    headers = ["name", "phone", "birthday", "gender", "tags", "email", "notes"]
+    raw = csv_bytes([headers] + rows)
+    table = importing.read_table(raw, "fuzz.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    report = importing.import_rows("customers", store, table, mapping, NOW, {"batch_size": 5})
+    rejected_lines = {e.line for e in report.errors}
+    assert len(rejected_lines) == report.rejected
+    assert sorted(set(report.landed) | rejected_lines) == sorted(table.lines)
+    assert not set(report.landed) & rejected_lines
+    assert report.created + report.updated + report.unchanged + report.merged == len(report.landed)
+    for line in csv.reader(io.StringIO(report.rejected_csv())):
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in line)
+    assert Customer.select().count() == report.created
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_either_read_or_raise_value_error(data):
+    try:
+        table = importing.read_table(data, "junk.csv")
+    except ValueError:
+        return
+    assert table.headers
