@@ -8,6 +8,7 @@ from datetime import date
 
 import peewee as pw
 
+from app.db import is_postgres
 from app.models import Customer, FollowUp, Staff, StaffLeave, StaffStore, Store, Visit
 
 RULES = ("assigned", "last_served", "round_robin", "manager_queue")
@@ -15,6 +16,8 @@ RULES = ("assigned", "last_served", "round_robin", "manager_queue")
 
 def mod(expr, divisor: int):
     """`expr % divisor` in SQL (peewee's Python `%` means LIKE/GLOB, not modulo)."""
+    if is_postgres():
+        return pw.fn.MOD(expr, int(divisor))
     return pw.NodeList((expr, pw.SQL("%"), pw.Value(int(divisor))), glue=" ", parens=True)
 
 

@@ -412,7 +412,7 @@ def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
             None,
         )
         if branches
-        else pw.SQL("NULL")
+        else pw.Cast(pw.SQL("NULL"), "INTEGER")
     )
     selected = list(query._returning)
     query._returning = (
