@@ -3,6 +3,7 @@
 import copy
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+MAX_ID = 2_147_483_647
 _OPERATIONS: dict[tuple[str, str], dict] = {}
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -16,7 +17,7 @@ REF = {
     "type": "object",
     "description": "A customer reference: one of id, external_id or phone.",
     "properties": {
-        "id": {"type": "integer"},
+        "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         "external_id": {"type": "string"},
         "phone": {"type": "string"},
     },
@@ -490,7 +491,11 @@ def _operation(path: str, method: str, op: dict) -> dict:
     }
     params = []
     for name, conv in op["path_params"].items():
-        schema = {"type": "integer", "minimum": 1} if conv == "int" else {"type": "string"}
+        schema = (
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            if conv == "int"
+            else {"type": "string"}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for name, schema, description in op["query"]:
         params.append(
