@@ -248,3 +248,137 @@ ACCESS.update(
         ],
     }
 )
+
+
+# ---- loyalty and the client's own page (helper "loyalty")
+
+
+def _loyalty_reward(w, fresh=False):
+    from app.models import Reward
+
+    if fresh:
+        return Reward.create(store=w.store_a, name="Tote bag", points_price=100)
+    reward, _ = Reward.get_or_create(store=w.store_a, name="Free hair mask", points_price=200)
+    return reward
+
+
+def _loyalty_points(w):
+    from app import clock
+    from app.services import loyalty
+
+    loyalty.adjust(w.customer_a, 500, "access test", None, clock.now())
+    return w.customer_a
+
+
+def _loyalty_coupon_url(w):
+    from app import clock
+    from app.services import loyalty
+
+    coupon = loyalty.redeem(_loyalty_points(w), _loyalty_reward(w), clock.now())
+    return f"/customers/{w.customer_a.id}/coupons/{coupon.id}/use"
+
+
+def _portal_token(w):
+    from flask import Flask
+
+    from app import clock
+    from app.services import loyalty
+
+    signer = Flask("access-rules")
+    signer.config["SECRET_KEY"] = "test-secret"
+    with signer.app_context():
+        return loyalty.portal_token(w.customer_a, clock.now())
+
+
+_CUSTOMER_A = dict(anon=R, employee_a=200, manager_b=404, owner=200)
+_CUSTOMER_A_POST = dict(anon=R, employee_a=303, manager_b=404, owner=303)
+_MANAGER_POST = dict(anon=R, employee_a=403, manager_b=303, owner=303)
+_MANAGER_OF_A_POST = dict(anon=R, employee_a=403, manager_b=404, owner=303)
+_PUBLIC = dict(anon=200, employee_a=200, manager_b=200, owner=200)
+_PUBLIC_POST = dict(anon=303, employee_a=303, manager_b=303, owner=303)
+ACCESS.update(
+    {
+        "loyalty.points": [("GET", lambda w: f"/customers/{w.customer_a.id}/points", _CUSTOMER_A)],
+        "loyalty.redeem": [
+            (
+                "POST",
+                lambda w: f"/customers/{_loyalty_points(w).id}/points/redeem",
+                _CUSTOMER_A_POST,
+                lambda w: {"reward_id": _loyalty_reward(w).id},
+            )
+        ],
+        "loyalty.adjust": [
+            (
+                "POST",
+                lambda w: f"/customers/{w.customer_a.id}/points/adjust",
+                _MANAGER_OF_A_POST,
+                lambda w: {"delta": "25", "reason": "Goodwill"},
+            )
+        ],
+        "loyalty.use_coupon": [("POST", _loyalty_coupon_url, _CUSTOMER_A_POST)],
+        "loyalty.rotate_link": [
+            ("POST", lambda w: f"/customers/{w.customer_a.id}/portal-link/rotate", _CUSTOMER_A_POST)
+        ],
+        "loyalty.portal_qr": [
+            ("GET", lambda w: f"/customers/{w.customer_a.id}/portal-qr", _CUSTOMER_A)
+        ],
+        "loyalty.index": [
+            ("GET", lambda w: "/loyalty", dict(anon=R, employee_a=403, manager_b=200, owner=200))
+        ],
+        "loyalty.create_reward": [
+            (
+                "POST",
+                lambda w: "/loyalty/rewards",
+                _MANAGER_POST,
+                lambda w: {"name": "Free coffee", "points_price": "200"},
+            )
+        ],
+        "loyalty.update_reward": [
+            (
+                "POST",
+                lambda w: f"/loyalty/rewards/{_loyalty_reward(w).id}",
+                _MANAGER_OF_A_POST,
+                lambda w: {"name": "Free hair mask", "points_price": "250", "active": "1"},
+            )
+        ],
+        "loyalty.delete_reward": [
+            (
+                "POST",
+                lambda w: f"/loyalty/rewards/{_loyalty_reward(w, fresh=True).id}/delete",
+                _MANAGER_OF_A_POST,
+            )
+        ],
+        "loyalty.save_settings": [
+            (
+                "POST",
+                lambda w: "/loyalty/settings",
+                _MANAGER_POST,
+                lambda w: {"loyalty.signup_bonus": "50", "loyalty.coupon_days": "30"},
+            )
+        ],
+        "portal.show": [
+            ("GET", lambda w: f"/p/{_portal_token(w)}", _PUBLIC),
+            (
+                "GET",
+                lambda w: f"/p/{_portal_token(w)[:-2]}xx",
+                dict(anon=404, employee_a=404, manager_b=404, owner=404),
+            ),
+        ],
+        "portal.redeem": [
+            (
+                "POST",
+                lambda w: f"/p/{_portal_token(_loyalty_points(w) and w)}/redeem",
+                _PUBLIC_POST,
+                lambda w: {"reward_id": _loyalty_reward(w).id},
+            )
+        ],
+        "portal.consent": [
+            (
+                "POST",
+                lambda w: f"/p/{_portal_token(w)}/consent",
+                _PUBLIC_POST,
+                lambda w: {"channel": "sms", "granted": "0"},
+            )
+        ],
+    }
+)

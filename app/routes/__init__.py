@@ -29,3 +29,8 @@ def register_blueprints(app) -> None:
         api,
     ):
         app.register_blueprint(module.bp)
+
+    from app.routes import loyalty, portal
+
+    for module in (loyalty, portal):
+        app.register_blueprint(module.bp)

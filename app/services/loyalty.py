@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 from dateutil.relativedelta import relativedelta
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from app import config
@@ -279,9 +280,9 @@ def adjust(customer: Customer, delta: int, reason: str, staff: Staff | None, now
     """A manager's correction with a reason; a deduction never takes the balance below zero."""
     reason = (reason or "").strip()
     if not reason:
-        raise LoyaltyError("Give a reason for the adjustment.", "reason")
+        raise LoyaltyError(_l("Give a reason for the adjustment."), "reason")
     if not delta:
-        raise LoyaltyError("Enter a number of points other than zero.", "delta")
+        raise LoyaltyError(_l("Enter a number of points other than zero."), "delta")
     store = _store(customer.store_id)
     with _write_tx():
         if delta < 0:
@@ -291,7 +292,7 @@ def adjust(customer: Customer, delta: int, reason: str, staff: Staff | None, now
                 .execute()
             )
             if moved != 1:
-                raise LoyaltyError("The customer does not have that many points.", "delta")
+                raise LoyaltyError(_l("The customer does not have that many points."), "delta")
             PointsEntry.create(
                 store=store.id,
                 customer=customer.id,
@@ -432,22 +433,22 @@ def save_reward(store: Store, data: dict, reward: Reward | None = None) -> Rewar
     """Create or update a reward from form values; LoyaltyError names a bad field."""
     name = (data.get("name") or "").strip()
     if not name:
-        raise LoyaltyError("Give the reward a name.", "name")
+        raise LoyaltyError(_l("Give the reward a name."), "name")
     try:
         price = int(str(data.get("points_price") or "").strip())
     except ValueError:
-        raise LoyaltyError("The points price must be a whole number.", "points_price") from None
+        raise LoyaltyError(_l("The points price must be a whole number."), "points_price") from None
     if price <= 0:
-        raise LoyaltyError("The points price must be more than zero.", "points_price")
+        raise LoyaltyError(_l("The points price must be more than zero."), "points_price")
     stock_raw = str(data.get("stock") or "").strip()
     stock = None
     if stock_raw:
         try:
             stock = int(stock_raw)
         except ValueError:
-            raise LoyaltyError("Stock must be a whole number or empty.", "stock") from None
+            raise LoyaltyError(_l("Stock must be a whole number or empty."), "stock") from None
         if stock < 0:
-            raise LoyaltyError("Stock cannot be negative.", "stock")
+            raise LoyaltyError(_l("Stock cannot be negative."), "stock")
     fields = dict(
         name=name[:200],
         points_price=price,
@@ -484,7 +485,7 @@ def redeem(
 ) -> Coupon:
     """Swap points for a coupon atomically; the same request key twice gives the same coupon."""
     if reward.store_id != customer.store_id or not reward.active:
-        raise LoyaltyError("This reward is not available.", "reward")
+        raise LoyaltyError(_l("This reward is not available."), "reward")
     store = _store(customer.store_id)
     price = int(reward.points_price)
     dedupe = f"redeem:{request_key[:60]}" if request_key else f"redeem:{secrets.token_hex(12)}"
@@ -509,7 +510,7 @@ def redeem(
                 .first()
             )
             if existing is None:
-                raise LoyaltyError("This reward is not available.", "reward")
+                raise LoyaltyError(_l("This reward is not available."), "reward")
             return existing
         moved = (
             Customer.update(points=Customer.points - price)
@@ -517,7 +518,7 @@ def redeem(
             .execute()
         )
         if moved != 1:
-            raise LoyaltyError("Not enough points for this reward.", "reward")
+            raise LoyaltyError(_l("Not enough points for this reward."), "reward")
         if reward.stock is not None:
             taken = (
                 Reward.update(stock=Reward.stock - 1)
@@ -525,7 +526,7 @@ def redeem(
                 .execute()
             )
             if taken != 1:
-                raise LoyaltyError("This reward is out of stock.", "reward")
+                raise LoyaltyError(_l("This reward is out of stock."), "reward")
         entry = PointsEntry.get(
             (PointsEntry.customer == customer.id) & (PointsEntry.dedupe_key == dedupe)
         )
@@ -560,8 +561,8 @@ def use_coupon(coupon: Coupon, staff: Staff | None, now: datetime) -> Coupon:
     fresh = Coupon.get_by_id(coupon.id)
     if done != 1:
         if fresh.status == "used":
-            raise LoyaltyError("This coupon was already used.", "coupon")
-        raise LoyaltyError("This coupon has expired.", "coupon")
+            raise LoyaltyError(_l("This coupon was already used."), "coupon")
+        raise LoyaltyError(_l("This coupon has expired."), "coupon")
     return fresh
 
 
@@ -898,3 +899,86 @@ def recent_entries(customer: Customer, limit: int = 10):
         .order_by(PointsEntry.at.desc(), PointsEntry.id.desc())
         .limit(limit)
     )
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _parse_lines(text: str, kind: str) -> tuple[list, str]:
+    """Tiers (`name | min points | min spend`) or campaigns (`name | from | to | multiplier`)."""
+    rows, error = [], ""
+    for line in (text or "").splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if not parts or not parts[0]:
+            continue
+        try:
+            if kind == "tiers":
+                tier = {"name": parts[0][:40]}
+                if len(parts) > 1 and parts[1]:
+                    tier["min_points"] = int(parts[1])
+                if len(parts) > 2 and parts[2]:
+                    tier["min_spend"] = str(Decimal(parts[2]))
+                if len(tier) == 1:
+                    raise ValueError(line)
+                rows.append(tier)
+            else:
+                starts, ends = date.fromisoformat(parts[1]), date.fromisoformat(parts[2])
+                factor = int(parts[3]) if len(parts) > 3 and parts[3] else 2
+                if ends < starts or factor < 1:
+                    raise ValueError(line)
+                rows.append(
+                    {
+                        "name": parts[0][:60],
+                        "starts_on": starts.isoformat(),
+                        "ends_on": ends.isoformat(),
+                        "multiplier": factor,
+                    }
+                )
+        except (ValueError, IndexError, InvalidOperation):
+            error = line
+    return rows, error
+
+
+def parse_settings(form, fields: dict) -> tuple[dict, list[str]]:
+    """Loyalty settings from a form: typed values and the problems found."""
+    values, errors = {}, []
+    for name, kind in fields.items():
+        if name not in form:
+            continue
+        raw = (form.get(name) or "").strip()
+        if kind == "bool":
+            values[name] = raw in ("1", "on", "true")
+            continue
+        try:
+            if kind == "int":
+                values[name] = int(raw or 0)
+                if values[name] < 0:
+                    raise ValueError
+            else:
+                number = Decimal(raw or "0")
+                if number < 0:
+                    raise InvalidOperation
+                values[name] = str(number)
+        except (ValueError, InvalidOperation):
+            errors.append(_l("%(field)s must be a number of zero or more.", field=name))
+    if values.get("loyalty.coupon_days") == 0:
+        errors.append(_l("Coupons must be valid for at least one day."))
+    if values.get("loyalty.portal_link_days") == 0:
+        errors.append(_l("Client page links must be valid for at least one day."))
+    for key, kind in (("loyalty.tiers", "tiers"), ("loyalty.campaigns", "campaigns")):
+        if key in form:
+            rows, bad = _parse_lines(form.get(key, ""), kind)
+            if bad:
+                errors.append(_l("This line could not be read: %(line)s", line=bad))
+            values[key] = rows
+    return values, errors
+
+
+def save_settings(store: Store, values: dict) -> Store:
+    """Merge loyalty settings into the store's settings."""
+    with _write_tx():
+        fresh = Store.get_by_id(store.id)
+        merged = dict(fresh.settings or {})
+        merged.update(values)
+        Store.update(settings=merged).where(Store.id == store.id).execute()
+    return Store.get_by_id(store.id)
