@@ -14,12 +14,16 @@ from app.models import (
     CardLedger,
     CardProduct,
     Consent,
+    ContactLog,
     Customer,
     CustomerAttribute,
     CustomerCard,
     CustomerTag,
     Event,
     EventItem,
+    FollowUp,
+    Occurrence,
+    Plan,
     PointsEntry,
     Staff,
     StaffStore,
@@ -309,3 +313,45 @@ def test_demo_logins_sign_in(loaded, app):
         assert Staff.get(Staff.email == email).role == role
         resp = app.test_client().post("/login", data={"email": email, "password": password})
         assert resp.status_code == 303, (email, resp.status_code)
+
+
+def test_demo_switches_on_template_plans_in_each_store(loaded):
+    stores = _stores()
+    active = defaultdict(set)
+    for plan in Plan.select().where(Plan.status == "active"):
+        active[plan.store_id].add(plan.template)
+    assert {
+        "member_day",
+        "second_visit",
+        "post_service",
+        "card_expiry",
+        "count_card_low",
+        "balance_low",
+        "birthday",
+        "service_interval",
+        "points_reminder",
+    } <= active[stores["kl-salon"].id]
+    assert {"second_visit", "card_use_reminder", "count_card_low", "balance_low"} <= active[
+        stores["bkk-petclinic"].id
+    ]
+    assert Occurrence.select().where(Occurrence.status == "done").exists()
+
+
+def test_demo_employee_has_followups_due_today_and_overdue(loaded):
+    logins, lines = loaded
+    assert any("Running plans" in line for line in lines)
+    email = dict((role, e) for role, e, _p in logins)["employee"]
+    employee = Staff.get(Staff.email == email)
+    tz = ZoneInfo("Asia/Kuala_Lumpur")
+    today = NOW.astimezone(tz).date()
+    open_days = [
+        f.due_at.astimezone(tz).date()
+        for f in FollowUp.select().where(
+            (FollowUp.assignee == employee.id) & (FollowUp.status == "open")
+        )
+    ]
+    assert any(day == today for day in open_days), open_days
+    assert any(day < today for day in open_days), open_days
+    assert all(f.plan_id for f in FollowUp.select())
+    done = FollowUp.select().where(FollowUp.status == "done").count()
+    assert done > 0 and ContactLog.select().count() >= done

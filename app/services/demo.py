@@ -474,7 +474,139 @@ def load_demo(
                 now,
                 rng,
             )
+    echo("Running plans…")
+    _start_plans(store_rows, staff, now, echo)
     return logins()
+
+
+# Each store's plans: (template, name, extra fields for POST /plans).
+PLANS = {
+    "kl": [
+        ("member_day", "Hari Ahli 18hb — mata ganda dua / Member day on the 18th", {}),
+        ("second_visit", "Pelanggan baru: jemput kembali / New client second visit", {}),
+        (
+            "post_service",
+            "Lash refill reminder 14 days after lashes",
+            {
+                "params": {"days_after": 14, "products": ["LASH-EXT"]},
+                "action": {"kind": "followup", "due_in_hours": 8},
+            },
+        ),
+        ("post_service", "Thank-you message 3 days after a treatment", {"backfill": False}),
+        ("card_expiry", "Card expires within 30 days", {"action": {"kind": "followup"}}),
+        ("count_card_low", "Facial / lash card: 2 uses or fewer left", {}),
+        ("balance_low", "Top-up card below RM 500", {}),
+        ("birthday", "Birthday greeting / Ucapan hari jadi", {}),
+        ("service_interval", "We miss you (173 days), then an offer (195 days)", {}),
+        ("points_reminder", "Points balance every 28 days", {}),
+    ],
+    "bkk": [
+        ("second_visit", "ลูกค้าใหม่: ชวนกลับมาอีกครั้ง (New client second visit)", {}),
+        (
+            "post_service",
+            "ติดตามอาการหลังรักษา 3 วัน (Check-in 3 days after a visit)",
+            {"backfill": False},
+        ),
+        (
+            "card_use_reminder",
+            "เตือนถ่ายพยาธิแมวทุกเดือน (Monthly deworming reminder)",
+            {"params": {"every_days": 30}},
+        ),
+        ("card_expiry", "บัตรใกล้หมดอายุ (Card expires within 30 days)", {}),
+        ("count_card_low", "บัตรอาบน้ำตัดขนเหลือน้อย (Grooming card running low)", {}),
+        ("balance_low", "ยอดเงินในบัตรต่ำกว่า ฿500 (Wallet below ฿500)", {}),
+        (
+            "service_interval",
+            "ถึงเวลาตรวจสุขภาพ (Check-up due after 120 days, offer after 150)",
+            {"params": {"days_after_last_visit": 120, "promo_days_after_last_visit": 150}},
+        ),
+    ],
+}
+MANAGERS = {"kl": "mgr_kl", "bkk": "mgr_bkk"}
+WARM_UP_DAYS = 3
+
+
+def _start_plans(
+    store_rows: dict[str, Store], staff: dict[str, Staff], now: datetime, echo
+) -> None:
+    """Switch the template plans on a few days ago; the engine catches up day by day while
+    the staff work through most of each day's follow-ups."""
+    from app.services import plans, scheduler
+
+    started = now - timedelta(days=WARM_UP_DAYS)
+    for short, rows in PLANS.items():
+        store = store_rows[short]
+        with db.atomic():
+            for template, name, extra in rows:
+                data = {"template": template, "name": name, "status": "active", **extra}
+                plans.create_plan(store, data, now=started, created_by=staff[MANAGERS[short]].id)
+    rng = random.Random(SEED + 1)
+    instants = [started + timedelta(days=k) for k in range(1, WARM_UP_DAYS)] + [now]
+    for instant, following in zip(instants, instants[1:] + [None], strict=True):
+        summary = scheduler.tick(now=instant)
+        echo(f"  {summary.line(instant)}")
+        if following is not None:
+            done = _work_followups(rng, staff, store_rows, instant, following)
+            echo(f"  staff logged {done:,} follow-ups before {following:%Y-%m-%d %H:%M} UTC")
+
+
+OUTCOME_WEIGHTS = (
+    ("reached", 34),
+    ("booked", 26),
+    ("no_answer", 24),
+    ("declined", 9),
+    ("wrong_number", 3),
+    ("opted_out", 4),
+)
+CHANNEL_BY_REGION = {"MY": ("whatsapp", "phone"), "TH": ("line", "phone")}
+
+
+def _work_followups(
+    rng: random.Random,
+    staff: dict[str, Staff],
+    store_rows: dict[str, Store],
+    since: datetime,
+    until: datetime,
+) -> int:
+    """Staff log an outcome on most follow-ups that fell due before `until`; the rest stay
+    open and become overdue, as in a real week."""
+    from app.models import FollowUp
+    from app.services import followups
+
+    regions = {s.id: s for s in store_rows.values()}
+    managers = {store_rows[short].id: staff[key] for short, key in MANAGERS.items()}
+    people = {s.id: s for s in staff.values()}
+    due = (
+        FollowUp.select()
+        .where((FollowUp.status == "open") & (FollowUp.due_at < until))
+        .order_by(FollowUp.due_at, FollowUp.id)
+    )
+    done = 0
+    for followup in list(due):
+        if rng.random() < 0.18:
+            continue
+        store = regions[followup.store_id]
+        who = people.get(followup.assignee_id) or managers[followup.store_id]
+        earliest = max(followup.created_at, since) + timedelta(minutes=5)
+        at = min(followup.due_at + timedelta(minutes=rng.randint(-300, 90)), until)
+        at = max(at, earliest)
+        if at >= until:
+            continue
+        outcome = rng.choices([o for o, _ in OUTCOME_WEIGHTS], [w for _, w in OUTCOME_WEIGHTS])[0]
+        appointment = None
+        if outcome == "booked":
+            day = at.astimezone(ZoneInfo(store.timezone)).date() + timedelta(days=rng.randint(2, 9))
+            appointment = datetime.combine(day, time(rng.randint(10, 17)), ZoneInfo(store.timezone))
+        followups.log_outcome(
+            followup,
+            who,
+            outcome,
+            now=at,
+            channel=rng.choice(CHANNEL_BY_REGION.get(store.region, ("phone",))),
+            appointment_at=appointment,
+        )
+        done += 1
+    return done
 
 
 def _create_store(spec: StoreSpec) -> Store:
