@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from app import clock
 from app.db import db
 from app.models import Coupon, Customer, Event, PointsEntry, Reward
 from app.services import loyalty
@@ -352,7 +353,7 @@ def test_a_used_coupon_is_not_refunded(shop):
     assert _points(customer) == 100
 
 
-def test_reminder_context_has_the_seeds_four_items(shop):
+def test_reminder_context_has_the_seeds_four_items(app, shop):
     """ManyChat seed: balance, rewards eligible, points to the next reward, free items so far."""
     customer = _rich_customer(shop, 650)
     coffee = Reward.create(store=shop, name="Free coffee", points_price=200)
@@ -361,14 +362,17 @@ def test_reminder_context_has_the_seeds_four_items(shop):
     Reward.create(store=shop, name="Retired reward", points_price=100, active=False)
     loyalty.redeem(customer, coffee, NOW - timedelta(days=60))
     loyalty.redeem(customer, coffee, NOW - timedelta(days=20))
-    context = loyalty.reminder_context(customer, NOW)
+    with app.app_context():
+        context = loyalty.reminder_context(customer, clock.now())
     assert context["points"] == 250
     assert context["rewards_within_reach"] == ["Free coffee"]
     assert context["next_reward"] == "Free hair mask"
     assert context["points_to_next_reward"] == 150
     assert context["redeemed"] == [{"reward": "Free coffee", "count": 2}]
     assert context["redeemed_text"] == "Free coffee ×2"
-    assert context["portal_path"].startswith("/p/")
+    assert context["portal_url"] == f"http://localhost{context['portal_path']}"
+    page = app.test_client().get(context["portal_path"])
+    assert page.status_code == 200 and 'data-points="250"' in page.get_data(as_text=True)
 
 
 def test_tiers_follow_points_or_spend_in_twelve_months(shop):

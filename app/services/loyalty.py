@@ -779,6 +779,7 @@ def reminder_context(customer: Customer, now: datetime) -> dict:
     fresh = Customer.get_by_id(customer.id)
     where = standing(fresh)
     taken = redeemed_so_far(fresh)
+    path = portal_path(fresh, now)
     return {
         "points": where.points,
         "rewards_within_reach": [r.name for r in where.within_reach],
@@ -789,8 +790,21 @@ def reminder_context(customer: Customer, now: datetime) -> dict:
         "redeemed": [{"reward": name, "count": n} for name, n in taken],
         "redeemed_count": sum(n for _name, n in taken),
         "redeemed_text": ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in taken),
-        "portal_path": portal_path(fresh, now),
+        "portal_path": path,
+        "portal_url": _external_url(path),
     }
+
+
+def _external_url(path: str) -> str:
+    """The full address of a path when the app knows its host (request or SERVER_NAME), else ""."""
+    from flask import current_app, has_app_context, has_request_context, request
+
+    if has_request_context():
+        return request.host_url.rstrip("/") + path
+    if has_app_context() and current_app.config.get("SERVER_NAME"):
+        scheme = current_app.config.get("PREFERRED_URL_SCHEME", "http")
+        return f"{scheme}://{current_app.config['SERVER_NAME']}{path}"
+    return ""
 
 
 # ---------------------------------------------------------------- the client's own page
