@@ -98,7 +98,12 @@ def test_reached_closes_and_frees_the_customer_for_a_new_followup(shop):
     f = make_followup(store, customer, aisyah, NOW)
     entry = service.log_outcome(f, aisyah, "reached", NOW, channel="whatsapp", note="Will come Fri")
     f = FollowUp.get_by_id(f.id)
-    assert (f.status, f.outcome, f.completed_at, f.note) == ("done", "reached", NOW, "Will come Fri")
+    assert (f.status, f.outcome, f.completed_at, f.note) == (
+        "done",
+        "reached",
+        NOW,
+        "Will come Fri",
+    )
     assert (entry.channel, entry.outcome) == ("whatsapp", "reached")
     make_followup(store, customer, aisyah, NOW + timedelta(days=3))
 

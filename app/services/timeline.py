@@ -72,7 +72,7 @@ def _events(customer: Customer, limit: int):
             e.id,
             {
                 "amount": e.amount,
-                "items": [n for n in names if n],
+                "names": [n for n in names if n],
                 "appointment_at": e.appointment_at,
             },
         )
