@@ -1,7 +1,25 @@
-"""One tick: everything due at an instant, found from the database."""
+"""One tick: everything due at an instant, found from the database.
 
-from dataclasses import asdict, dataclass
-from datetime import datetime
+`revisit tick` and the huey periodic job both call `tick(now)`. A SchedulerLock lease keeps two
+ticks from doing the same work at once; it expires by itself, so a killed worker never blocks
+the scheduler. Exactly-once never rests on the lock: the engine's unique keys hold without it.
+"""
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import peewee as pw
+
+from app.db import db
+from app.models import SchedulerLock
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "tick"
+LEASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -11,22 +29,101 @@ class TickSummary:
     messages: int = 0
     withdrawn: int = 0
     missed: int = 0
+    deferred: int = 0
     sent: int = 0
+    locked: bool = False
 
     def line(self, at: datetime) -> str:
-        parts = ", ".join(f"{k} {v}" for k, v in asdict(self).items())
+        """The one-line summary `revisit tick` prints."""
+        if self.locked:
+            return f"tick at {at.isoformat()}: skipped, another tick holds the lock"
+        parts = ", ".join(
+            f"{name} {getattr(self, name)}"
+            for name in (
+                "occurrences",
+                "followups",
+                "messages",
+                "withdrawn",
+                "missed",
+                "deferred",
+                "sent",
+            )
+        )
         return f"tick at {at.isoformat()}: {parts}"
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(object())}"[:80]
+
+
+def _wall_clock() -> datetime:
+    # The lease is about live processes, not business time: a `tick --at` in the past or the
+    # future must not leave a lease that blocks real ticks, so it reads the real clock.
+    return datetime.now(UTC)
+
+
+def acquire(name: str, holder: str, lease: timedelta = LEASE) -> bool:
+    """Take the named lease if it is free or expired."""
+    now = _wall_clock()
+    try:
+        with db.atomic():
+            inserted = (
+                SchedulerLock.insert(name=name, holder=holder, expires_at=now + lease)
+                .on_conflict_ignore()
+                .as_rowcount()
+                .execute()
+            )
+    except pw.IntegrityError:
+        inserted = 0
+    if inserted:
+        return True
+    taken = (
+        SchedulerLock.update(holder=holder, expires_at=now + lease)
+        .where(
+            (SchedulerLock.name == name)
+            & ((SchedulerLock.expires_at < now) | (SchedulerLock.holder == holder))
+        )
+        .execute()
+    )
+    return bool(taken)
+
+
+def release(name: str, holder: str) -> None:
+    """Give the lease back (only if still ours)."""
+    SchedulerLock.delete().where(
+        (SchedulerLock.name == name) & (SchedulerLock.holder == holder)
+    ).execute()
 
 
 def tick(now: datetime) -> TickSummary:
     """Run every piece of due work at `now`; running it twice for one instant changes nothing."""
+    from app.services import engine
+
     summary = TickSummary()
-    try:
-        from app.services import engine
-    except ImportError:
+    holder = _holder()
+    if not acquire(LOCK_NAME, holder):
+        summary.locked = True
         return summary
-    result = engine.run_due(now=now)
-    for key, value in result.items():
-        if hasattr(summary, key):
-            setattr(summary, key, value)
+    try:
+        result = engine.run_due(now=now)
+        for key, value in result.items():
+            if hasattr(summary, key):
+                setattr(summary, key, value)
+        summary.sent = _send_outbox(now)
+    finally:
+        release(LOCK_NAME, holder)
     return summary
+
+
+def _send_outbox(now: datetime) -> int:
+    """Hand queued messages to the outbox sender (the messages service owns sending)."""
+    try:
+        from app.services import messaging
+    except ImportError:
+        return 0
+    if hasattr(messaging, "reconcile"):
+        messaging.reconcile(now)
+    if not hasattr(messaging, "send_due"):
+        return 0
+    result = messaging.send_due(now)
+    return int(result.get("sent", 0))

@@ -18,5 +18,30 @@ def tick():
     from app.services import scheduler
 
     summary = scheduler.tick(now=clock.now())
-    log.info("tick: %s", summary)
-    return summary
+    log.info("%s", summary.line(clock.now()))
+    return summary.line(clock.now())
+
+
+@huey.task(retries=2, retry_delay=30)
+@db_job
+def run_occurrence(occurrence_id: int):
+    """Run (or finish) one occurrence now; a rerun adds nothing."""
+    from app.models import Occurrence
+    from app.services import engine
+
+    occurrence = Occurrence.get_or_none(Occurrence.id == occurrence_id)
+    if occurrence is None or occurrence.status in ("done", "missed"):
+        return 0
+    return engine.run_occurrence(occurrence, clock.now())
+
+
+@huey.task(retries=2, retry_delay=10)
+@db_job
+def react_to_event(event_id: int):
+    """Re-apply an event's withdrawals and conversions (e.g. after an import); idempotent."""
+    from app.models import Event
+    from app.services import engine
+
+    event = Event.get_or_none(Event.id == event_id)
+    if event is not None:
+        engine.react_to_event(event, clock.now())
