@@ -382,3 +382,39 @@ ACCESS.update(
         ],
     }
 )
+
+
+def _token_of(store) -> int:
+    """A fresh API token of the store (its id)."""
+    from app.services import tokens
+
+    return tokens.create_token(store, "matrix")[0].id
+
+
+# API token settings (tokens_ui): managers and owners of the token's store.
+ACCESS.update(
+    {
+        "tokens_ui.index": [
+            (
+                "GET",
+                lambda w: "/settings/tokens",
+                dict(anon=R, employee_a=403, manager_b=200, owner=200),
+            )
+        ],
+        "tokens_ui.create": [
+            (
+                "POST",
+                lambda w: "/settings/tokens",
+                dict(anon=R, employee_a=403, manager_b=201, owner=201),
+                lambda w: {"name": "POS", "store": w.store_b.id},
+            )
+        ],
+        "tokens_ui.revoke": [
+            (
+                "POST",
+                lambda w: f"/settings/tokens/{_token_of(w.store_a)}/revoke",
+                dict(anon=R, employee_a=403, manager_b=404, owner=303),
+            )
+        ],
+    }
+)

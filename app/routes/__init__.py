@@ -34,3 +34,7 @@ def register_blueprints(app) -> None:
 
     for module in (loyalty, portal):
         app.register_blueprint(module.bp)
+
+    from app.routes import tokens_ui
+
+    app.register_blueprint(tokens_ui.bp)
