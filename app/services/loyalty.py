@@ -208,7 +208,10 @@ def credit_for_event(event: Event, now: datetime) -> int:
         original = original_of_refund(event)
         if original is not None:
             return reverse_event(original, now, reason=f"Refund {event.external_id}")
-        points, _why = points_for_amount(store, -(event.amount or 0), event.occurred_at)
+        # Without the order it undoes, take back the base rate for the amount (no bonus).
+        refunded = -(event.amount or Decimal("0"))
+        rate = _decimal(setting(store, "loyalty.points_per_unit"), "1")
+        points = int((Decimal(refunded) * rate).to_integral_value(rounding=ROUND_FLOOR))
         if points <= 0:
             return 0
         with _write_tx():
