@@ -5,6 +5,7 @@ from flask import abort, g, jsonify
 from app import clock
 from app.models import Plan
 from app.routes.api import json_body, operation, optional_json_body, paginate, query_choice
+from app.services import audience, plans, templates
 from app.services import openapi as spec
 
 PLAN_STATUSES = ("draft", "active", "paused", "archived")
@@ -30,8 +31,6 @@ def _plan_or_404(plan_id: int) -> Plan:
 )
 def list_plan_templates():
     """The plan templates: key, name, type, default action and parameters."""
-    from app.services import templates
-
     return jsonify(items=templates.template_list())
 
 
@@ -46,8 +45,6 @@ def list_plan_templates():
 )
 def create_plan():
     """Create a plan in the token's store."""
-    from app.services import plans
-
     plan = plans.create_plan(g.store, json_body(), clock.now(), created_by=None)
     return jsonify(plans.plan_dict(plan)), 201
 
@@ -65,8 +62,6 @@ def create_plan():
 )
 def list_plans():
     """A page of the store's plans."""
-    from app.services import plans
-
     query = Plan.select().where(Plan.store == g.store.id)
     status = query_choice("status", PLAN_STATUSES)
     if status:
@@ -83,8 +78,6 @@ def list_plans():
 )
 def get_plan(plan_id: int):
     """A plan of the token's store (404 for any other)."""
-    from app.services import plans
-
     return jsonify(plans.plan_dict(_plan_or_404(plan_id)))
 
 
@@ -98,8 +91,6 @@ def get_plan(plan_id: int):
 )
 def update_plan(plan_id: int):
     """Update a plan; a status change goes through the plan's state machine."""
-    from app.services import plans
-
     plan = plans.update_plan(_plan_or_404(plan_id), json_body(), clock.now())
     return jsonify(plans.plan_dict(Plan.get_by_id(plan.id)))
 
@@ -115,8 +106,6 @@ def update_plan(plan_id: int):
 )
 def audience_count(plan_id: int):
     """Count the customers of an audience at this instant."""
-    from app.services import plans
-
     plan = _plan_or_404(plan_id)
     body = optional_json_body()
     return jsonify(count=plans.audience_count(plan, body, clock.now()))
@@ -135,6 +124,4 @@ def audience_count(plan_id: int):
 )
 def list_audience_fields():
     """The audience field catalogue."""
-    from app.services import audience
-
     return jsonify(items=audience.fields_catalogue())
