@@ -37,7 +37,7 @@ def _audience_errors(audience) -> list[dict]:
 
     return [
         {
-            "field": "audience" + (f".{e['field']}" if e.get("field") else ""),
+            "field": e.get("field") or "audience",  # validate() already starts at "audience"
             "message": e["message"],
         }
         for e in audience_service.validate(audience)
@@ -181,7 +181,8 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
     tpl = templates.TEMPLATES.get(key) if key else None
     if key and tpl is None:
         errors.add("template", f"unknown template {key!r}")
-    name = str(merged.get("name") or (str(tpl.name) if tpl else "")).strip()
+    name = merged.get("name")
+    name = str(tpl.name if name is None and tpl else name or "").strip()
     if not name or len(name) > 200:
         errors.add("name", "a plan needs a name (at most 200 characters)")
     out = {"name": name[:200], "template": tpl.key if tpl else None}
