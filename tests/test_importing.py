@@ -396,3 +396,44 @@ def test_arbitrary_bytes_either_read_or_raise_value_error(data):
     except ValueError:
         return
     assert table.headers
+
+
+def test_duplicates_across_batches_merge_last_value_wins_and_reimport_changes_nothing(app):
+    store = make_store(region="MY")
+    rows = [
+        ["member id", "name", "phone", "tags"],
+        ["M1", "First spelling", "0123456789", "VIP"],
+        ["M2", "Other", "0129999999", ""],
+        ["M3", "Third", "0128888888", ""],
+        ["M1", "Final spelling", "0123456789", "lash"],
+    ]
+    table = importing.read_table(csv_bytes(rows), "d.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    first = importing.import_rows("customers", store, table, mapping, NOW, {"batch_size": 2})
+    assert (first.created, first.merged) == (3, 1)
+    customer = Customer.get(Customer.external_id == "M1")
+    assert customer.name == "Final spelling"
+    assert customers.customer_tags(customer) == ["VIP", "lash"]
+    before = list(Customer.select().order_by(Customer.id).dicts())
+    again = importing.import_rows(
+        "customers", store, table, mapping, utc(2026, 11, 25), {"batch_size": 2}
+    )
+    assert (again.created, again.updated, again.unchanged, again.merged) == (0, 0, 3, 1)
+    assert list(Customer.select().order_by(Customer.id).dicts()) == before
+
+
+def test_bad_first_row_of_a_duplicate_group_does_not_lose_the_good_one(app):
+    store = make_store(region="MY")
+    rows = [
+        ["member id", "name", "phone", "birthday"],
+        ["M1", "Broken", "0123456789", "1990-13-01"],
+        ["M2", "Other", "0129999999", ""],
+        ["M1", "Fixed", "0123456789", "1990-12-01"],
+    ]
+    table = importing.read_table(csv_bytes(rows), "d.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    report = importing.import_rows("customers", store, table, mapping, NOW, {"batch_size": 2})
+    assert [e.line for e in report.errors] == [2]
+    assert (report.created, report.rejected, report.merged) == (2, 1, 0)
+    assert report.landed == [3, 4]
+    assert Customer.get(Customer.external_id == "M1").name == "Fixed"

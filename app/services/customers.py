@@ -315,21 +315,53 @@ def _clean_consent(raw, errors: Errors) -> dict:
     return result
 
 
-@dataclass
+@dataclass(eq=False)
 class CustomerDraft:
     """One customer's state while a batch of create-or-updates is applied in memory."""
 
     id: int | None
     row: dict
-    changed: set = field(default_factory=set)
     tags: set = field(default_factory=set)
-    new_tags: set = field(default_factory=set)
     attrs: dict = field(default_factory=dict)
-    attr_set: dict = field(default_factory=dict)
-    attr_del: set = field(default_factory=set)
     consent: dict = field(default_factory=dict)
-    consent_set: dict = field(default_factory=dict)
+    original: dict | None = None
+    original_tags: set = field(default_factory=set)
+    original_attrs: dict = field(default_factory=dict)
+    original_consent: dict = field(default_factory=dict)
     touched: bool = False
+    net: str = "unchanged"
+
+    def remember(self) -> None:
+        """Take the current state as the stored one (after loading or writing it)."""
+        self.original = dict(self.row)
+        self.original_tags = set(self.tags)
+        self.original_attrs = dict(self.attrs)
+        self.original_consent = dict(self.consent)
+
+
+def bulk_insert(model, rows: list[dict], conflict: str = "") -> None:
+    """Insert many rows with one prepared statement, converting values as the fields do."""
+    if not rows:
+        return
+    meta = model._meta
+    defaults = {
+        name: f.default
+        for name, f in meta.fields.items()
+        if f.default is not None and name != "id" and name not in rows[0]
+    }
+    names = [n for n in rows[0] if n != "id"] + list(defaults)
+    fields = [meta.fields[n] for n in names]
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    marks = ", ".join([db.param] * len(fields))
+    sql = f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}){conflict}'
+    fixed = {n: (d() if callable(d) else d) for n, d in defaults.items()}
+    params = [
+        tuple(
+            f.db_value(row[n] if n in row else fixed[n]) for f, n in zip(fields, names, strict=True)
+        )
+        for row in rows
+    ]
+    db.cursor().executemany(sql, params)
 
 
 _SELECT_COLUMNS = (
@@ -369,6 +401,7 @@ class CustomerBatch:
         self.by_external: dict[str, CustomerDraft] = {}
         self.by_phone: dict[str, CustomerDraft] = {}
         self.drafts: list[CustomerDraft] = []
+        self._indexed: set[int] = set()
 
     def prefetch(self, cleaned: list[dict]) -> None:
         """Load the existing customers (with tags, attributes, consent) these bodies may match."""
@@ -421,10 +454,12 @@ class CustomerBatch:
         ):
             by_id[cid].consent[channel] = bool(granted)
         for draft in found:
+            draft.remember()
             self._index(draft)
 
     def _index(self, draft: CustomerDraft) -> None:
-        if draft not in self.drafts:
+        if id(draft) not in self._indexed:
+            self._indexed.add(id(draft))
             self.drafts.append(draft)
         if draft.row.get("external_id"):
             self.by_external[draft.row["external_id"]] = draft
@@ -459,6 +494,7 @@ class CustomerBatch:
         """Apply one cleaned body; answer its draft and created | updated | unchanged."""
         draft = self.match(clean)
         columns = clean["columns"]
+        changed = False
         if draft is None:
             errors = Errors()
             if not columns.get("name"):
@@ -471,64 +507,54 @@ class CustomerBatch:
             row.update(columns)
             if row["notes"] is None:
                 row["notes"] = ""
-            draft = CustomerDraft(id=None, row=row, changed={"*"})
-            outcome = "created"
+            draft = CustomerDraft(id=None, row=row)
+            changed = True
         else:
-            outcome = "unchanged"
             for key, value in columns.items():
                 if key == "notes" and value is None:
                     value = ""
                 if draft.row.get(key) != value:
                     draft.row[key] = value
-                    draft.changed.add(key)
-                    outcome = "updated"
+                    changed = True
         for name in clean["tags"] or ():
             if name not in draft.tags:
                 draft.tags.add(name)
-                draft.new_tags.add(name)
-                outcome = outcome if outcome == "created" else "updated"
+                changed = True
         for key, value in (clean["attributes"] or {}).items():
             if value is None:
                 if key in draft.attrs:
                     del draft.attrs[key]
-                    draft.attr_set.pop(key, None)
-                    draft.attr_del.add(key)
-                    outcome = outcome if outcome == "created" else "updated"
+                    changed = True
             elif draft.attrs.get(key) != value:
                 draft.attrs[key] = value
-                draft.attr_set[key] = value
-                draft.attr_del.discard(key)
-                outcome = outcome if outcome == "created" else "updated"
+                changed = True
         for channel, granted in (clean["consent"] or {}).items():
             if draft.consent.get(channel) != granted:
                 draft.consent[channel] = granted
-                draft.consent_set[channel] = granted
-                outcome = outcome if outcome == "created" else "updated"
-        if draft.touched and outcome == "created":
-            outcome = "updated"
+                changed = True
+        if draft.original is None and not draft.touched:
+            outcome = "created"
+        else:
+            outcome = "updated" if changed else "unchanged"
         draft.touched = True
         self._index(draft)
         return draft, outcome
 
     def flush(self) -> None:
-        """Write every draft set-based: inserts, changed columns, tags, attributes, consent."""
-        now = self.now
+        """Write what changed against the stored state, set-based; set each draft's `net`."""
+        now, store_id = self.now, self.store.id
         new = [d for d in self.drafts if d.id is None]
         if new:
-            rows = []
-            for d in new:
-                row = {k: v for k, v in d.row.items() if k != "id"}
-                row.update(store=self.store.id, created_at=now, updated_at=now)
-                rows.append(row)
-            for start in range(0, len(rows), 200):
-                Customer.insert_many(rows[start : start + 200]).execute()
+            rows = [dict(d.row, store=store_id, created_at=now, updated_at=now) for d in new]
+            for start in range(0, len(rows), 500):
+                bulk_insert(Customer, rows[start : start + 500])
             ids = {}
             phones = [d.row["phone"] for d in new]
             for start in range(0, len(phones), 500):
                 for cid, phone in (
                     Customer.select(Customer.id, Customer.phone)
                     .where(
-                        (Customer.store == self.store.id)
+                        (Customer.store == store_id)
                         & Customer.phone.in_(phones[start : start + 500])
                     )
                     .tuples()
@@ -536,56 +562,68 @@ class CustomerBatch:
                     ids[phone] = cid
             for d in new:
                 d.id = ids[d.row["phone"]]
+        links, attrs, removed, consents = [], [], [], []
         for d in self.drafts:
-            if d.changed and "*" not in d.changed:
-                values = {key: d.row[key] for key in d.changed}
-                values["updated_at"] = now
-                Customer.update(values).where(Customer.id == d.id).execute()
-        wanted = {name for d in self.drafts for name in d.new_tags}
-        if wanted:
-            tag_ids = self.lookups.ensure_tags(wanted, now)
-            links = [
+            if d.original is None:
+                d.net = "created"
+                original, original_attrs, original_consent = {}, {}, {}
+            else:
+                original, original_attrs = d.original, d.original_attrs
+                original_consent = d.original_consent
+                values = {k: v for k, v in d.row.items() if k != "id" and original.get(k) != v}
+                d.net = "updated" if values else "unchanged"
+                if values:
+                    values["updated_at"] = now
+                    Customer.update(values).where(Customer.id == d.id).execute()
+            for name in sorted(d.tags - d.original_tags):
+                links.append((d, name))
+            for key, value in d.attrs.items():
+                if original_attrs.get(key) != value:
+                    attrs.append({"customer": d.id, "key": key, "value": value})
+            gone = [k for k in original_attrs if k not in d.attrs]
+            if gone:
+                removed.append((d.id, gone))
+            for channel, granted in d.consent.items():
+                if original_consent.get(channel) != granted:
+                    consents.append(
+                        {"customer": d.id, "channel": channel, "granted": granted, "at": now}
+                    )
+            if d.net == "unchanged" and (
+                d.tags != d.original_tags
+                or d.attrs != original_attrs
+                or d.consent != original_consent
+            ):
+                d.net = "updated"
+        if links:
+            tag_ids = self.lookups.ensure_tags({name for _, name in links}, now)
+            rows = [
                 {"customer": d.id, "tag": tag_ids[n], "source": self.source[:20], "added_at": now}
-                for d in self.drafts
-                for n in sorted(d.new_tags)
+                for d, n in links
             ]
-            for start in range(0, len(links), 500):
-                CustomerTag.insert_many(links[start : start + 500]).on_conflict_ignore().execute()
-        for d in self.drafts:
-            if d.attr_del:
-                CustomerAttribute.delete().where(
-                    (CustomerAttribute.customer == d.id) & CustomerAttribute.key.in_(d.attr_del)
-                ).execute()
-        attrs = [
-            {"customer": d.id, "key": k, "value": v}
-            for d in self.drafts
-            for k, v in d.attr_set.items()
-        ]
-        for start in range(0, len(attrs), 500):
-            CustomerAttribute.insert_many(attrs[start : start + 500]).on_conflict(
-                conflict_target=(CustomerAttribute.customer, CustomerAttribute.key),
-                preserve=(CustomerAttribute.value,),
+            for start in range(0, len(rows), 500):
+                bulk_insert(CustomerTag, rows[start : start + 500], " ON CONFLICT DO NOTHING")
+        for customer_id, keys in removed:
+            CustomerAttribute.delete().where(
+                (CustomerAttribute.customer == customer_id) & CustomerAttribute.key.in_(keys)
             ).execute()
-        consents = [
-            {"customer": d.id, "channel": ch, "granted": g, "source": self.source[:40], "at": now}
-            for d in self.drafts
-            for ch, g in d.consent_set.items()
-        ]
-        if consents:
-            for start in range(0, len(consents), 500):
-                chunk = consents[start : start + 500]
-                Consent.insert_many(chunk).on_conflict(
-                    conflict_target=(Consent.customer, Consent.channel),
-                    preserve=(Consent.granted, Consent.source, Consent.at),
-                ).execute()
-                staff_id = self.staff.id if self.staff else None
-                ConsentChange.insert_many([dict(c, staff=staff_id) for c in chunk]).execute()
+        for start in range(0, len(attrs), 500):
+            bulk_insert(
+                CustomerAttribute,
+                attrs[start : start + 500],
+                ' ON CONFLICT ("customer_id", "key") DO UPDATE SET "value" = EXCLUDED."value"',
+            )
+        staff_id = self.staff.id if self.staff else None
+        for start in range(0, len(consents), 500):
+            chunk = [dict(c, source=self.source[:40]) for c in consents[start : start + 500]]
+            bulk_insert(
+                Consent,
+                chunk,
+                ' ON CONFLICT ("customer_id", "channel") DO UPDATE SET "granted" = EXCLUDED."granted",'
+                ' "source" = EXCLUDED."source", "at" = EXCLUDED."at"',
+            )
+            bulk_insert(ConsentChange, [dict(c, staff=staff_id) for c in chunk])
         for d in self.drafts:
-            d.changed = set()
-            d.new_tags = set()
-            d.attr_set = {}
-            d.attr_del = set()
-            d.consent_set = {}
+            d.remember()
 
 
 def _ref(draft: CustomerDraft) -> str:

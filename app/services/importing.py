@@ -849,16 +849,28 @@ def _cell(value):
 
 def _row_values(table: Table, index: int, mapping: dict) -> dict:
     values = table.rows[index]
-    position = {h: i for i, h in enumerate(table.headers)}
+    width = len(values)
     result = {}
-    for column, target in mapping.items():
-        if not target or column not in position:
-            continue
-        i = position[column]
-        value = _cell(values[i]) if i < len(values) else None
-        if value is not None:
-            result[target] = value
+    for position, target in _targets(table, mapping):
+        if position < width:
+            value = _cell(values[position])
+            if value is not None:
+                result[target] = value
     return result
+
+
+def _targets(table: Table, mapping: dict) -> list[tuple[int, str]]:
+    key = (id(table), tuple(table.headers), tuple((k, v or "") for k, v in mapping.items()))
+    cached = _TARGETS.get(key)
+    if cached is None:
+        position = {h: i for i, h in enumerate(table.headers)}
+        cached = [(position[c], t) for c, t in mapping.items() if t and c in position]
+        _TARGETS.clear()
+        _TARGETS[key] = cached
+    return cached
+
+
+_TARGETS: dict = {}
 
 
 def customer_body(values: dict) -> dict:
@@ -963,6 +975,8 @@ def import_rows(
         dry_run=options.dry_run,
     )
     state = _ImportState(store, now, options, mapping)
+    if kind == "customers":
+        _customer_groups(state, table)
     size = max(1, options.batch_size)
     for begin in range(start, total, size):
         if options.should_cancel is not None and options.should_cancel():
@@ -988,6 +1002,11 @@ class _ImportState:
     options: ImportOptions
     mapping: dict
     seen_keys: set = field(default_factory=set)
+    groups: dict = field(default_factory=dict)
+    anchor_of: dict = field(default_factory=dict)
+    proxy: dict = field(default_factory=dict)
+    deferred: dict = field(default_factory=dict)
+    group_failed: dict = field(default_factory=dict)
     synthetic: dict = field(default_factory=dict)
     lookups: customer_service.StoreLookups | None = None
 
@@ -1024,36 +1043,123 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
     report.landed.extend(partial.landed)
 
 
-def _customers_batch(state: _ImportState, table: Table, begin: int, end: int, report) -> None:
+def _customer_groups(state: "_ImportState", table: Table) -> None:
+    """Rows of the file that share an external id (or, without one, a phone): merged up front."""
+    key_anchor: dict[str, int] = {}
+    state.groups, state.anchor_of = {}, {}
+    for index in range(len(table.rows)):
+        values = _row_values(table, index, state.mapping)
+        ext, phone = values.get("external_id"), values.get("phone")
+        if ext is not None:
+            key = "e:" + str(ext).strip()
+        elif phone is not None:
+            try:
+                key = "p:" + customer_service.normalize_phone(phone, state.store.region)
+            except ValueError:
+                continue
+        else:
+            continue
+        anchor = key_anchor.setdefault(key, index)
+        if anchor != index:
+            state.groups.setdefault(anchor, [anchor]).append(index)
+            state.anchor_of[index] = anchor
+
+
+def _clean_row(state: "_ImportState", table: Table, index: int) -> dict:
+    body = customer_body(_row_values(table, index, state.mapping))
+    return customer_service.clean_customer(
+        state.store, body, state.lookups, state.options.create_tags, state.now
+    )
+
+
+def _merge_cleans(cleans: list[dict]) -> dict:
+    merged: dict = {"columns": {}, "tags": None, "attributes": None, "consent": None}
+    for clean in cleans:
+        merged["columns"].update(clean["columns"])
+        if clean["tags"]:
+            merged["tags"] = list(dict.fromkeys((merged["tags"] or []) + clean["tags"]))
+        for key in ("attributes", "consent"):
+            if clean[key] is not None:
+                merged[key] = {**(merged[key] or {}), **clean[key]}
+    return merged
+
+
+def _group_clean(state: "_ImportState", table: Table, anchor: int, first: dict | None):
+    """The merged body of a group's valid rows, and the index of its first valid row."""
+    cleans, first_valid = [], None
+    for member in state.groups[anchor]:
+        if member == anchor:
+            if first is None:
+                continue
+            clean = first
+        else:
+            try:
+                clean = _clean_row(state, table, member)
+            except ValidationError:
+                continue
+        cleans.append(clean)
+        first_valid = member if first_valid is None else first_valid
+    return (_merge_cleans(cleans), first_valid) if cleans else (None, None)
+
+
+def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, report) -> None:
     store, options = state.store, state.options
     batch = customer_service.CustomerBatch(
         store, state.now, source="import", staff=options.staff, lookups=state.lookups
     )
-    cleaned = []
+    pending = []  # (index, clean or None, role)
     for index in range(begin, end):
-        line = table.lines[index]
-        body = customer_body(_row_values(table, index, state.mapping))
         try:
-            clean = customer_service.clean_customer(
-                store, body, state.lookups, options.create_tags, state.now
-            )
+            clean = _clean_row(state, table, index)
         except ValidationError as exc:
-            report.reject(line, exc.errors, table.record(index), state.mapping)
+            report.reject(table.lines[index], exc.errors, table.record(index), state.mapping)
+            if index in state.groups:
+                # The first row of a group is bad: the group's good rows still land, once.
+                merged, first_valid = _group_clean(state, table, index, None)
+                if merged is not None:
+                    state.proxy[index] = first_valid
+                    pending.append((index, merged, "proxy"))
             continue
-        cleaned.append((index, line, clean))
-    batch.prefetch([c for _, _, c in cleaned])
-    for index, line, clean in cleaned:
+        if index in state.anchor_of:
+            pending.append((index, None, "member"))
+            continue
+        if index in state.groups:
+            clean, _ = _group_clean(state, table, index, clean)
+        pending.append((index, clean, "own"))
+    batch.prefetch([clean for _, clean, _ in pending if clean is not None])
+    applied = []
+    for index, clean, role in pending:
+        if clean is None:
+            applied.append((index, None, role))
+            continue
         keys = _customer_keys(clean["columns"])
         try:
             target = batch.match(clean)
             duplicate = bool(keys & state.seen_keys) or (target is not None and target.touched)
-            draft, outcome = batch.apply(clean)
+            draft, _ = batch.apply(clean)
         except ValidationError as exc:
-            report.reject(line, exc.errors, table.record(index), state.mapping)
+            if index in state.groups:
+                state.group_failed[index] = exc.errors
+            if role == "own":
+                report.reject(table.lines[index], exc.errors, table.record(index), state.mapping)
             continue
         state.seen_keys |= keys | _customer_keys(draft.row)
-        report.count("merged" if duplicate else outcome, line)
+        applied.append((index, draft, "merged" if duplicate and role == "own" else role))
     batch.flush()
+    for index, draft, role in applied:
+        line = table.lines[index]
+        if role == "proxy":
+            state.deferred[state.proxy[index]] = draft.net
+        elif role == "member":
+            anchor = state.anchor_of[index]
+            if anchor in state.group_failed:
+                report.reject(line, state.group_failed[anchor], table.record(index), state.mapping)
+            elif state.proxy.get(anchor) == index:
+                report.count(state.deferred.pop(index, "merged"), line)
+            else:
+                report.count("merged", line)
+        else:
+            report.count(draft.net if role == "own" else role, line)
 
 
 def _customer_keys(columns: dict) -> set:
