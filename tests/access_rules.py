@@ -250,6 +250,51 @@ ACCESS.update(
 )
 
 
+def _unsubscribe_token(w):
+    from itsdangerous import URLSafeSerializer
+
+    serializer = URLSafeSerializer("test-secret", salt="revisit-unsubscribe")
+    return serializer.dumps({"c": w.customer_a.id, "ch": "email"})
+
+
+_MANAGERS = dict(anon=R, employee_a=403, manager_b=200, owner=200)
+_NO_CHANNEL = dict(anon=404, employee_a=404, manager_b=404, owner=404)
+ACCESS.update(
+    {
+        "messages.index": [("GET", lambda w: "/messages", _MANAGERS)],
+        "messages.channels": [("GET", lambda w: "/messages/channels", _MANAGERS)],
+        "messages.save_channel": [
+            (
+                "POST",
+                lambda w: "/messages/channels/log_only",
+                dict(anon=R, employee_a=403, manager_b=303, owner=303),
+                lambda w: {"per_second": "3"},
+            )
+        ],
+        "messages.unsubscribe": [
+            (
+                "GET",
+                lambda w: f"/u/{_unsubscribe_token(w)}",
+                dict(anon=200, employee_a=200, manager_b=200, owner=200),
+            )
+        ],
+        "messages.unsubscribe_confirm": [
+            (
+                "POST",
+                lambda w: f"/u/{_unsubscribe_token(w)}",
+                dict(anon=200, employee_a=200, manager_b=200, owner=200),
+            )
+        ],
+        "webhooks.whatsapp_verify": [("GET", lambda w: "/hooks/whatsapp/kl", _NO_CHANNEL)],
+        "webhooks.whatsapp_events": [("POST", lambda w: "/hooks/whatsapp/kl", _NO_CHANNEL)],
+        "webhooks.line_events": [("POST", lambda w: "/hooks/line/kl", _NO_CHANNEL)],
+        "webhooks.twilio_status": [("POST", lambda w: "/hooks/twilio/kl/status", _NO_CHANNEL)],
+        "webhooks.twilio_inbound": [("POST", lambda w: "/hooks/twilio/kl/inbound", _NO_CHANNEL)],
+        "webhooks.webhook_events": [("POST", lambda w: "/hooks/webhook/kl", _NO_CHANNEL)],
+    }
+)
+
+
 # ---- loyalty and the client's own page (helper "loyalty")
 
 

@@ -20,6 +20,13 @@ from tests.messaging_helpers import (
 from tests.stubs import LineStub, WhatsAppStub
 
 
+@pytest.fixture(autouse=True)
+def app_context(app):
+    """Services read SECRET_KEY from the running app, as in a request or a CLI command."""
+    with app.app_context():
+        yield
+
+
 @pytest.fixture
 def wa():
     stub = WhatsAppStub()
@@ -69,7 +76,7 @@ def test_claim_lets_only_one_of_two_concurrent_senders_send(app, wa):
     results = []
 
     def sender():
-        with db.connection_context():
+        with app.app_context(), db.connection_context():
             barrier.wait()
             results.append([messaging.send_message(m.id, NOW) for m in messages])
 

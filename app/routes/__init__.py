@@ -12,8 +12,10 @@ def register_blueprints(app) -> None:
         followups,
         health,
         home,
+        messages,
         plans,
         settings,
+        webhooks,
     )
 
     for module in (
@@ -27,6 +29,8 @@ def register_blueprints(app) -> None:
         settings,
         health,
         api,
+        messages,
+        webhooks,
     ):
         app.register_blueprint(module.bp)
 
