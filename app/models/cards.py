@@ -44,6 +44,8 @@ class CustomerCard(BaseModel):
             (("customer", "status"), False),
             (("store", "expires_on"), False),
             (("product",), False),
-            (("store", "balance"), False),
-            (("store", "remaining_uses"), False),
+            # Covering indexes for audience card conditions on active cards (migration 0002).
+            (("store", "status", "balance", "customer"), False),
+            (("store", "status", "remaining_uses", "customer"), False),
+            (("store", "status", "expires_on", "customer"), False),
         )

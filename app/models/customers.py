@@ -84,7 +84,12 @@ class CustomerTag(BaseModel):
     added_at = UTCDateTimeField(default=clock.now)
 
     class Meta:
-        indexes = ((("customer", "tag"), True), (("tag",), False))
+        # (tag, customer) covers "customers with tag X" for audiences (migration 0002).
+        indexes = (
+            (("customer", "tag"), True),
+            (("tag",), False),
+            (("tag", "customer"), False),
+        )
 
 
 class CustomerAttribute(BaseModel):

@@ -480,20 +480,6 @@ def _not(expr) -> pw.Expression:
     return ~pw.fn.COALESCE(expr, FALSE)
 
 
-def _exists(query: pw.Select) -> pw.Expression:
-    """EXISTS over a per-customer subquery, correlated on its customer column.
-
-    Correlated EXISTS becomes a semi/anti-join on PostgreSQL and stays an index probe inside
-    OR and NOT, where a large IN / NOT IN list could fall back to a quadratic plan.
-    """
-    return pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
-
-
-def _absent(query: pw.Select) -> pw.Expression:
-    """NOT EXISTS over a per-customer subquery (never NULL, unlike NOT IN)."""
-    return ~_exists(query)
-
-
 def _compare(column, op: str, value):
     """column OP value for the plain comparison operators."""
     if op == "eq":
@@ -526,7 +512,14 @@ def _is_leap(year: int) -> bool:
 class _Compiler:
     """Compiles one audience for one store at one instant."""
 
-    def __init__(self, store: Store, now: datetime, stack: tuple = (), origin: str = ""):
+    def __init__(
+        self,
+        store: Store,
+        now: datetime,
+        stack: tuple = (),
+        origin: str = "",
+        conjunctive: bool = True,
+    ):
         if now.tzinfo is None:
             raise ValueError("now must be an aware datetime")
         self.store = store
@@ -535,10 +528,36 @@ class _Compiler:
         self.today = now.astimezone(self.tz).date()
         self.stack = stack
         self.origin = origin
+        self.conjunctive = conjunctive
 
     def start_of(self, day: date) -> datetime:
         """The UTC instant at which a local day begins in the store's timezone."""
         return datetime.combine(day, time(0), self.tz).astimezone(UTC)
+
+    # subqueries ---------------------------------------------------------------
+
+    def exists(self, query: pw.Select) -> pw.Expression:
+        """The customer has a row in the per-customer subquery.
+
+        Where the condition is only ever ANDed, `id IN (subquery)` lets SQLite and PostgreSQL
+        drive the plan from a selective subquery. Under OR / NOT a correlated EXISTS is used:
+        PostgreSQL would otherwise test a large IN list without a hash (quadratic).
+        """
+        if self.conjunctive:
+            return Customer.id.in_(query)
+        return pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
+
+    def absent(self, query: pw.Select) -> pw.Expression:
+        """The customer has no row in the subquery: NOT EXISTS (an anti-join; never NULL)."""
+        return ~pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
+
+    def disjunctive(self, build):
+        """Compile the parts of an OR or a NOT (correlated EXISTS inside)."""
+        saved, self.conjunctive = self.conjunctive, False
+        try:
+            return build()
+        finally:
+            self.conjunctive = saved
 
     # groups -----------------------------------------------------------------
 
@@ -546,7 +565,9 @@ class _Compiler:
         if not node:
             return TRUE
         if "any" in node:
-            expr = _or([self.item(c, f"{path}.any[{i}]") for i, c in enumerate(node["any"])])
+            expr = self.disjunctive(
+                lambda: _or([self.item(c, f"{path}.any[{i}]") for i, c in enumerate(node["any"])])
+            )
         elif "all" in node:
             parts, card_conds = [], []
             for i, c in enumerate(node["all"]):
@@ -560,8 +581,10 @@ class _Compiler:
         else:
             expr = TRUE
         if node.get("except"):
-            removed = _or(
-                [self.item(c, f"{path}.except[{i}]") for i, c in enumerate(node["except"])]
+            removed = self.disjunctive(
+                lambda: _or(
+                    [self.item(c, f"{path}.except[{i}]") for i, c in enumerate(node["except"])]
+                )
             )
             expr = expr & _not(removed)
         return expr
@@ -773,15 +796,15 @@ class _Compiler:
             return query
 
         if op == "has_any":
-            return _exists(having(names))
+            return self.exists(having(names))
         if op == "has_all":
-            return _and([_exists(having([name])) for name in dict.fromkeys(names)])
+            return _and([self.exists(having([name])) for name in dict.fromkeys(names)])
         if op == "has_none":
-            return _absent(having(names))
+            return self.absent(having(names))
         if op == "is_set":
-            return _exists(having())
+            return self.exists(having())
         if op == "is_not_set":
-            return _absent(having())
+            return self.absent(having())
         raise AssertionError(op)
 
     def products(self, op: str, skus, days) -> pw.Expression:
@@ -796,11 +819,11 @@ class _Compiler:
             return query
 
         if op == "has_any":
-            return _exists(bought(skus))
+            return self.exists(bought(skus))
         if op == "has_all":
-            return _and([_exists(bought([sku])) for sku in dict.fromkeys(skus)])
+            return _and([self.exists(bought([sku])) for sku in dict.fromkeys(skus)])
         if op == "has_none":
-            return _absent(bought(skus))
+            return self.absent(bought(skus))
         raise AssertionError(op)
 
     def period_total(self, name: str, op: str, value, days: int) -> pw.Expression:
@@ -861,7 +884,7 @@ class _Compiler:
             else:
                 money = name == "cards.balance"
                 predicates.append(self.number(_COLUMNS[name], op, value, money=money))
-        return _exists(CustomerCard.select(CustomerCard.customer).where(*predicates))
+        return self.exists(CustomerCard.select(CustomerCard.customer).where(*predicates))
 
     def card_products(self, op: str, skus) -> pw.Expression:
         """Customer-level has_all / has_none over active cards' product SKUs."""
@@ -878,25 +901,27 @@ class _Compiler:
             )
 
         if op == "has_all":
-            return _and([_exists(holding([sku])) for sku in dict.fromkeys(skus)])
-        return _absent(holding(skus))
+            return _and([self.exists(holding([sku])) for sku in dict.fromkeys(skus)])
+        return self.absent(holding(skus))
 
-    @staticmethod
-    def reachable(channel: str) -> pw.Expression:
+    def reachable(self, channel: str) -> pw.Expression:
         """Consent granted, the address known and, for phone channels, the number not flagged."""
         address = _ADDRESS[channel]
         consented = Consent.select(Consent.customer).where(
             Consent.channel == channel,
             Consent.granted == True,  # noqa: E712
         )
-        expr = address.is_null(False) & (address != "") & _exists(consented)
+        expr = address.is_null(False) & (address != "") & self.exists(consented)
         if address is Customer.phone:
             expr = expr & Customer.phone_flagged_at.is_null()
         return expr
 
     def channels(self, op: str, value) -> pw.Expression:
         channels = [value] if op == "eq" else list(dict.fromkeys(value))
-        parts = [self.reachable(channel) for channel in channels]
+        if op == "has_all" or len(channels) == 1 and op != "has_none":
+            parts = [self.reachable(channel) for channel in channels]
+        else:
+            parts = self.disjunctive(lambda: [self.reachable(channel) for channel in channels])
         if op in ("eq", "has_any"):
             return _or(parts)
         if op == "has_all":
@@ -904,8 +929,10 @@ class _Compiler:
         return ~_or(parts)
 
     def segments(self, op: str, value, path: str) -> pw.Expression:
-        keys = value if isinstance(value, list) else [value]
-        expr = _or([self.segment(key, path) for key in dict.fromkeys(keys)])
+        keys = list(dict.fromkeys(value if isinstance(value, list) else [value]))
+        if len(keys) == 1 and op in ("eq", "in"):
+            return self.segment(keys[0], path)
+        expr = self.disjunctive(lambda: _or([self.segment(key, path) for key in keys]))
         return _not(expr) if op in ("ne", "not_in") else expr
 
     def segment(self, key: str, path: str) -> pw.Expression:
@@ -930,7 +957,7 @@ class _Compiler:
                 raise AudienceError(
                     [{"field": path, "message": _t("Segment %(k)r is invalid.", k=key)}]
                 )
-        inner = _Compiler(self.store, self.now, self.stack + (key,), path)
+        inner = _Compiler(self.store, self.now, self.stack + (key,), path, self.conjunctive)
         return inner.group(node, f"segment:{key}")
 
     def attribute(self, key: str, op: str, value) -> pw.Expression:
@@ -942,22 +969,22 @@ class _Compiler:
 
         column = CustomerAttribute.value
         if op == "is_set":
-            return _exists(having(column != ""))
+            return self.exists(having(column != ""))
         if op == "is_not_set":
-            return _absent(having(column != ""))
+            return self.absent(having(column != ""))
         if op in ("eq", "ne"):
             inner = having(column == _as_text(value))
-            return _exists(inner) if op == "eq" else _absent(inner)
+            return self.exists(inner) if op == "eq" else self.absent(inner)
         if op in ("in", "not_in"):
             inner = having(column.in_([_as_text(v) for v in value]))
-            return _exists(inner) if op == "in" else _absent(inner)
+            return self.exists(inner) if op == "in" else self.absent(inner)
         values = value if op == "between" else [value]
         if all(_is_number(v) for v in values):
             numbers = [pw.Value(float(v)) for v in values]
             target = numbers if op == "between" else numbers[0]
-            return _exists(having(_compare(_numeric(column), op, target)))
+            return self.exists(having(_compare(_numeric(column), op, target)))
         texts = [_as_text(v) for v in values]
-        return _exists(having(_compare(column, op, texts if op == "between" else texts[0])))
+        return self.exists(having(_compare(column, op, texts if op == "between" else texts[0])))
 
 
 def _as_text(value) -> str:
@@ -994,12 +1021,18 @@ def _store(store_id: int) -> Store:
     return Store.get_by_id(store_id)
 
 
-def where(store_id: int, audience: dict | None, now: datetime) -> pw.Expression:
-    """A WHERE expression over Customer for the audience (None or {} = everyone)."""
+def where(
+    store_id: int, audience: dict | None, now: datetime, *, conjunctive: bool = True
+) -> pw.Expression:
+    """A WHERE expression over Customer for the audience (None or {} = everyone).
+
+    Pass conjunctive=False when the expression will itself be placed under OR / NOT.
+    """
     errors = validate(audience)
     if errors:
         raise AudienceError(errors)
-    return _Compiler(_store(store_id), now).group(audience, "audience")
+    compiler = _Compiler(_store(store_id), now, conjunctive=conjunctive)
+    return compiler.group(audience, "audience")
 
 
 def customer_query(store_id: int, audience: dict | None, now: datetime) -> pw.Select:
