@@ -516,3 +516,25 @@ def test_messages_list_with_filters(api_a, api_b, world):
 def test_unknown_api_path_and_method_answer_problem_json(api_a):
     assert_problem(api_a.get("/api/v1/nothing-here"), 404)
     assert_problem(api_a.client.delete("/api/v1/customers", headers=api_a.headers), 405)
+
+
+def test_event_through_the_plan_engine_is_recorded_once(api_a, world):
+    body = {
+        "external_id": "POS-2001",
+        "type": "service_completed",
+        "customer": {"external_id": None, "phone": "+60123456789"},
+        "occurred_at": "2026-11-22T11:00:00+08:00",
+        "amount": "88.00",
+    }
+    first = api_a.post("/api/v1/events", json=body)
+    assert first.status_code == 201, first.get_json()
+    again = api_a.post("/api/v1/events", json=body)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    assert Customer.get_by_id(world.customer_a.id).total_spend == Decimal("88.00")
+
+
+def test_filters_never_reach_into_another_store(api_a, api_b, world):
+    assert api_b.get(f"/api/v1/followups?customer={world.customer_a.id}").get_json()["items"] == []
+    assert api_b.get(f"/api/v1/followups?plan={world.plan_a.id}").get_json()["items"] == []
+    assert api_b.get(f"/api/v1/messages?customer={world.customer_a.id}").get_json()["items"] == []
+    assert api_b.get("/api/v1/customers?external_id=").get_json()["items"][0]["name"] == "สมหญิง"

@@ -104,7 +104,7 @@ def test_plan_validation_names_bad_fields(api_a):
         },
     )
     body = assert_problem(resp, 422)
-    assert any(e["field"].endswith("all[1].op") for e in body["errors"]), body
+    assert [e["field"] for e in body["errors"]] == ["audience.all[1].op"], body
     assert_problem(
         api_a.post("/api/v1/plans", json={"template": "nope", "name": "x"}), 422, "template"
     )
