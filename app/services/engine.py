@@ -980,21 +980,21 @@ def _advance_plan(plan: Plan, now: datetime, totals: Counter) -> None:
 def _due_enrollment_steps(now: datetime, totals: Counter) -> None:
     """Open step occurrences for enrollments whose next step is due; end converted ones."""
     groups = (
-        Enrollment.select(Enrollment.plan, Enrollment.step, pw.fn.MIN(Enrollment.next_step_at))
+        Enrollment.select(Enrollment.plan, Enrollment.step, Enrollment.next_step_at)
         .join(Plan, on=(Plan.id == Enrollment.plan))
         .where(
             (Enrollment.status == "active")
             & (Enrollment.next_step_at <= now)
             & (Plan.status == "active")
         )
-        .group_by(Enrollment.plan, Enrollment.step)
+        .group_by(Enrollment.plan, Enrollment.step, Enrollment.next_step_at)
+        .order_by(Enrollment.next_step_at, Enrollment.plan)
         .tuples()
     )
     for plan_id, step, first_due in list(groups):
         first_due = _instant(first_due)
         plan = Plan.get_by_id(plan_id)
         store = Store.get_by_id(plan.store_id)
-        cfg = config(plan)
         started = Enrollment.started_at
         back = Visit.select(Visit.id).where(
             (Visit.customer == Enrollment.customer) & (Visit.first_at > started)
@@ -1008,7 +1008,7 @@ def _due_enrollment_steps(now: datetime, totals: Counter) -> None:
             (Enrollment.plan == plan_id)
             & (Enrollment.status == "active")
             & (Enrollment.step == step)
-            & (Enrollment.next_step_at <= now)
+            & (Enrollment.next_step_at <= first_due)
         )
         with _tx():
             converted = (
@@ -1033,16 +1033,21 @@ def _due_enrollment_steps(now: datetime, totals: Counter) -> None:
         )
         if occ.status in ("pending", "running"):
             _run_and_count(occ, now, totals)
-        # Whoever the step did not reach (left the audience, or the step skipped them) ends here.
-        left = due & ~Enrollment.customer.in_(
-            Decision.select(Decision.customer).where(
-                (Decision.plan == plan_id)
-                & (Decision.step == step + 1)
-                & (Decision.dedupe_key == Enrollment.key)
-            )
+        reached = Decision.select(Decision.id).where(
+            (Decision.plan == plan_id)
+            & (Decision.step == step + 1)
+            & (Decision.customer == Enrollment.customer)
+            & (Decision.dedupe_key == Enrollment.key)
         )
-        Enrollment.update(status="left", next_step_at=None, updated_at=now).where(left).execute()
-        del cfg
+        # Skipped (no consent) or held out at this step: nothing more will come of it.
+        ended = reached.where(Decision.outcome.in_(("skipped", "held_out")))
+        Enrollment.update(status="done", next_step_at=None, updated_at=now).where(
+            due & pw.fn.EXISTS(ended)
+        ).execute()
+        # Not reached at all: the customer left the audience.
+        Enrollment.update(status="left", next_step_at=None, updated_at=now).where(
+            due & ~pw.fn.EXISTS(reached)
+        ).execute()
 
 
 def run_due(now: datetime) -> dict:
