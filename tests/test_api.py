@@ -538,3 +538,31 @@ def test_filters_never_reach_into_another_store(api_a, api_b, world):
     assert api_b.get(f"/api/v1/followups?plan={world.plan_a.id}").get_json()["items"] == []
     assert api_b.get(f"/api/v1/messages?customer={world.customer_a.id}").get_json()["items"] == []
     assert api_b.get("/api/v1/customers?external_id=").get_json()["items"][0]["name"] == "สมหญิง"
+
+
+def test_customer_list_items_match_the_single_customer_form(api_a, world):
+    created = api_a.post(
+        "/api/v1/customers",
+        json={
+            "external_id": "FULL-1",
+            "name": "Lim Full",
+            "phone": "0125550150",
+            "gender": "male",
+            "birthday": "1985-07-01",
+            "source": "walk-in",
+            "level": "gold",
+            "tags": ["VIP", "Car"],
+            "attributes": {"car_type": "suv", "plate": "WXY 123"},
+            "consent": {"whatsapp": True, "sms": False},
+            "assigned_staff": "mei@example.test",
+            "email": "lim@example.test",
+            "line_id": "limfull",
+            "joined_at": "2024-01-05T09:00:00",
+        },
+    ).get_json()
+    one = api_a.get(f"/api/v1/customers/{created['id']}").get_json()
+    listed = api_a.get("/api/v1/customers?external_id=FULL-1").get_json()["items"]
+    assert listed == [one] == [created]
+    everyone = api_a.get("/api/v1/customers").get_json()["items"]
+    for item in everyone:
+        assert item == api_a.get(f"/api/v1/customers/{item['id']}").get_json()
