@@ -355,3 +355,16 @@ def test_demo_employee_has_followups_due_today_and_overdue(loaded):
     assert all(f.plan_id for f in FollowUp.select())
     done = FollowUp.select().where(FollowUp.status == "done").count()
     assert done > 0 and ContactLog.select().count() >= done
+
+
+def test_revisit_demo_command_prints_a_login_per_role(app, monkeypatch):
+    monkeypatch.setenv("REVISIT_NOW", NOW.isoformat())
+    result = app.test_cli_runner().invoke(args=["demo", "--customers", "40"])
+    assert result.exit_code == 0, result.output
+    assert "Demo logins:" in result.output
+    for role, email, password in demo.logins():
+        assert re.search(rf"{role}\s+{re.escape(email)}\s+password: {password}", result.output)
+    assert Customer.select().count() == 40
+    again = app.test_cli_runner().invoke(args=["demo", "--customers", "40"])
+    assert again.exit_code == 0 and "already exist" in again.output
+    assert Customer.select().count() == 40
