@@ -409,3 +409,43 @@ def test_message_for_unconfigured_channel_fails_loudly(app):
     failed = Message.get_by_id(message.id)
     assert failed.status == "failed" and "not configured" in failed.error
     assert Notice.select().where(Notice.staff == manager.id).count() == 1
+
+
+def test_send_message_job_sends_one_message_now(app, wa):
+    from unittest import mock
+
+    from app.tasks import messaging_jobs
+
+    store = make_store()
+    setup_whatsapp(store, wa)
+    message = queue(consenting_customer(store))
+    other = queue(consenting_customer(store))
+    with mock.patch("app.clock.now", return_value=NOW):
+        assert messaging_jobs.send_message(message.id)() == "sent"
+        assert messaging_jobs.send_message(message.id)() == "skipped"
+    assert Message.get_by_id(message.id).status == "sent"
+    assert Message.get_by_id(other.id).status == "queued"
+    assert len(wa.requests) == 1
+
+
+def test_reconcile_job_settles_stuck_messages(app, line):
+    from unittest import mock
+
+    from app.tasks import messaging_jobs
+
+    store = make_store()
+    setup_line(store, line)
+    message = queue(consenting_customer(store, channels=("line",), line_id="U5"), channel="line")
+    messaging.claim(message.id, NOW)
+    with mock.patch("app.clock.now", return_value=NOW + timedelta(minutes=30)):
+        messaging_jobs.reconcile_outbox()
+    assert Message.get_by_id(message.id).status == "queued"
+
+
+def test_send_message_during_quiet_hours_waits(app, wa):
+    store = make_store(timezone="Asia/Kuala_Lumpur")
+    setup_whatsapp(store, wa)
+    message = queue(consenting_customer(store))
+    assert messaging.send_message(message.id, utc(2026, 11, 24, 15, 0)) == "deferred"
+    assert Message.get_by_id(message.id).next_attempt_at == utc(2026, 11, 25, 1, 0)
+    assert wa.requests == []

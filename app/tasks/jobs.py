@@ -45,3 +45,6 @@ def react_to_event(event_id: int):
     event = Event.get_or_none(Event.id == event_id)
     if event is not None:
         engine.react_to_event(event, clock.now())
+
+
+from app.tasks import messaging_jobs  # noqa: E402,F401 - registers the outbox jobs
