@@ -7,7 +7,16 @@ from decimal import Decimal
 import pytest
 
 from app import clock
-from app.models import ContactLog, Customer, FollowUp, FollowUpReason, Message, Occurrence, Visit
+from app.models import (
+    AuditLog,
+    ContactLog,
+    Customer,
+    FollowUp,
+    FollowUpReason,
+    Message,
+    Occurrence,
+    Visit,
+)
 from app.services import hooks, tokens
 from tests.factories import make_customer, utc
 from tests.world import build_world
@@ -422,6 +431,8 @@ def test_logging_a_followup_closes_it_for_its_assignee(api_a, world):
     assert body["staff"] == "aisyah@example.test"
     log = ContactLog.get(ContactLog.followup == world.followup_a.id)
     assert log.staff_id == world.employee_a.id and log.channel == "whatsapp"
+    audit = AuditLog.get(AuditLog.action == "api.followup_logged")
+    assert audit.detail["source"] == "api" and audit.object_id == str(log.id)
     again = api_a.post(f"/api/v1/followups/{world.followup_a.id}/logs", json={"outcome": "reached"})
     assert_problem(again, 422, "outcome")
 

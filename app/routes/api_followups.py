@@ -3,7 +3,7 @@
 from flask import abort, g, jsonify, request
 
 from app import clock
-from app.models import FollowUp, FollowUpReason, Message, Staff, StaffStore
+from app.models import AuditLog, FollowUp, FollowUpReason, Message, Staff, StaffStore
 from app.models.followups import FOLLOWUP_STATUSES, OUTCOMES
 from app.models.messages import MESSAGE_STATUSES
 from app.routes.api import (
@@ -187,6 +187,15 @@ def log_followup(followup_id: int):
         )
     except followups.FollowUpError as exc:
         raise ValidationError(exc.message, exc.field) from None
+    AuditLog.create(
+        at=now,
+        staff=staff.id,
+        store=g.store.id,
+        action="api.followup_logged",
+        object_type="contact_log",
+        object_id=str(entry.id),
+        detail={"source": "api", "token": g.api_token.id, "followup": followup.id},
+    )
     fresh = FollowUp.get_by_id(followup.id)
     body = {
         "id": entry.id,
