@@ -320,3 +320,25 @@ def test_customer_dict_reports_money_as_string(app):
     store = make_store()
     customer = make_customer(store, total_spend=Decimal("12.5"))
     assert customers.customer_dict(customer)["total_spend"] == "12.50"
+
+
+def test_fast_national_phone_path_agrees_with_full_phonenumbers_parse():
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(42)
+    agreed = 0
+    for _ in range(6000):
+        region = rng.choice(["MY", "TH", "CN", "TW", "HK"])
+        digits = rng.choice(["0", "01", "03", "08", "09", "1", "13", "15", "5", "6", "9", ""])
+        digits += "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 11)))
+        raw = rng.choice(["", " ", "-"]).join([digits[:3], digits[3:7], digits[7:]]).strip(" -")
+        fast = customers._national_phone(raw, region)
+        if fast is None:
+            continue
+        reference = phonenumbers.parse(raw, region)
+        assert phonenumbers.is_valid_number(reference), (raw, region)
+        assert fast == phonenumbers.format_number(reference, phonenumbers.PhoneNumberFormat.E164)
+        agreed += 1
+    assert agreed > 300

@@ -12,7 +12,7 @@ import peewee as pw
 import phonenumbers
 
 from app import clock
-from app.db import db
+from app.db import JSONField, db
 from app.models import (
     Consent,
     ConsentChange,
@@ -99,6 +99,29 @@ MAX_TAGS = 50
 ATTRIBUTE_KEY = re.compile(r"^[\w .:/-]{1,60}$")
 
 
+_PLAIN_NUMBER = re.compile(r"^[\d\s().\-]{4,30}$")
+
+
+def _national_phone(value: str, region: str) -> str | None:
+    """E.164 for a plain national number (digits, spaces, dashes), without a full parse."""
+    if not _PLAIN_NUMBER.match(value):
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return None
+    digits = re.sub(r"\D", "", value)
+    prefix = metadata.national_prefix or ""
+    national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
+    if not national or national[0] == "0" or len(national) > 15:
+        return None
+    number = phonenumbers.PhoneNumber(
+        country_code=metadata.country_code, national_number=int(national)
+    )
+    if phonenumbers.is_valid_number(number):
+        return f"+{metadata.country_code}{national}"
+    return None
+
+
 @lru_cache(maxsize=262_144)
 def normalize_phone(raw: str, region: str) -> str:
     """The E.164 form of a phone number read with the store's default region."""
@@ -109,6 +132,9 @@ def normalize_phone(raw: str, region: str) -> str:
         raise ValueError("phone is required")
     if len(value) > 40:
         raise ValueError(f"'{value[:40]}…' is not a valid phone number for region {region}")
+    fast = _national_phone(value, region)
+    if fast is not None:
+        return fast
     candidates = [value]
     digits = re.sub(r"\D", "", value)
     if not value.startswith("+") and digits:
@@ -355,12 +381,19 @@ def bulk_insert(model, rows: list[dict], conflict: str = "") -> None:
     marks = ", ".join([db.param] * len(fields))
     sql = f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}){conflict}'
     fixed = {n: (d() if callable(d) else d) for n, d in defaults.items()}
-    params = [
-        tuple(
-            f.db_value(row[n] if n in row else fixed[n]) for f, n in zip(fields, names, strict=True)
-        )
-        for row in rows
+    plain = (pw.CharField, pw.TextField, pw.IntegerField, pw.ForeignKeyField, pw.AutoField)
+    converters = [
+        None if isinstance(f, plain) and not isinstance(f, JSONField) else f.db_value
+        for f in fields
     ]
+    pairs = list(zip(names, converters, strict=True))
+    params = []
+    for row in rows:
+        values = []
+        for name, convert in pairs:
+            value = row[name] if name in row else fixed[name]
+            values.append(value if convert is None or value is None else convert(value))
+        params.append(values)
     db.cursor().executemany(sql, params)
 
 

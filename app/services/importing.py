@@ -1047,9 +1047,11 @@ def _customer_groups(state: "_ImportState", table: Table) -> None:
     """Rows of the file that share an external id (or, without one, a phone): merged up front."""
     key_anchor: dict[str, int] = {}
     state.groups, state.anchor_of = {}, {}
-    for index in range(len(table.rows)):
-        values = _row_values(table, index, state.mapping)
-        ext, phone = values.get("external_id"), values.get("phone")
+    wanted = {t: p for p, t in _targets(table, state.mapping) if t in ("external_id", "phone")}
+    ext_at, phone_at = wanted.get("external_id"), wanted.get("phone")
+    for index, row in enumerate(table.rows):
+        ext = _cell(row[ext_at]) if ext_at is not None and ext_at < len(row) else None
+        phone = _cell(row[phone_at]) if phone_at is not None and phone_at < len(row) else None
         if ext is not None:
             key = "e:" + str(ext).strip()
         elif phone is not None:
