@@ -8,7 +8,7 @@ from datetime import date
 
 import peewee as pw
 
-from app.db import is_postgres
+from app.db import db, is_postgres
 from app.models import Customer, FollowUp, Staff, StaffLeave, StaffStore, Store, Visit
 
 RULES = ("assigned", "last_served", "round_robin", "manager_queue")
@@ -40,11 +40,11 @@ def eligible_staff(store: Store, day: date) -> tuple[list[int], list[int]]:
     return everyone, employees
 
 
-def _rule_exprs(customer_id, store: Store, day: date):
-    """(assignee expression, rule-name expression) for a customer id column."""
+def _parts(customer_id, store: Store, day: date):
+    """(assigned staff, who served last, round-robin pick) expressions for a customer column."""
     everyone, employees = eligible_staff(store, day)
     if not everyone:
-        return pw.SQL("NULL"), pw.Value("manager_queue")
+        return None
     Assigned = Customer.alias("ac")
     assigned = Assigned.select(Assigned.assigned_staff).where(
         (Assigned.id == customer_id) & Assigned.assigned_staff.in_(everyone)
@@ -56,29 +56,53 @@ def _rule_exprs(customer_id, store: Store, day: date):
         .limit(1)
     )
     if employees:
-        modulo = mod(customer_id, len(employees))
-        round_robin = pw.Case(modulo, [(i, sid) for i, sid in enumerate(employees)])
+        round_robin = pw.Case(mod(customer_id, len(employees)), list(enumerate(employees)))
     else:
-        round_robin = pw.SQL("NULL")
+        round_robin = pw.Cast(pw.SQL("NULL"), "INTEGER")
+    return assigned, last_served, round_robin
+
+
+def _rule_exprs(customer_id, store: Store, day: date):
+    """(assignee expression, rule-name expression) for a customer id column."""
+    parts = _parts(customer_id, store, day)
+    if parts is None:
+        return pw.SQL("NULL"), pw.Value("manager_queue")
+    assigned, last_served, round_robin = parts
     assignee = pw.fn.COALESCE(assigned, last_served, round_robin)
     rule = pw.Case(
         None,
-        [
-            (pw.fn.EXISTS(assigned), "assigned"),
-            (pw.fn.EXISTS(last_served), "last_served"),
-        ],
-        "round_robin" if employees else "manager_queue",
+        [(pw.fn.EXISTS(assigned), "assigned"), (pw.fn.EXISTS(last_served), "last_served")],
+        pw.Case(None, [(round_robin.is_null(False), "round_robin")], "manager_queue"),
     )
     return assignee, rule
 
 
 def assignees(store: Store, customer_ids: list[int], day: date) -> dict[int, tuple]:
-    """customer id → (staff id or None, rule) for a batch of customers, in one query."""
+    """customer id → (staff id or None, rule) for a batch of customers, in one query.
+
+    Each subquery runs once per customer: an inner SELECT computes them and the outer one
+    picks the first that answered.
+    """
     if not customer_ids:
         return {}
-    assignee, rule = _rule_exprs(Customer.id, store, day)
-    query = Customer.select(Customer.id, assignee, rule).where(Customer.id.in_(customer_ids))
-    return {cid: (sid, rule_name) for cid, sid, rule_name in query.tuples()}
+    parts = _parts(Customer.id, store, day)
+    if parts is None:
+        return {cid: (None, "manager_queue") for cid in customer_ids}
+    assigned, last_served, round_robin = parts
+    inner = Customer.select(
+        Customer.id.alias("cid"),
+        assigned.alias("a"),
+        last_served.alias("l"),
+        round_robin.alias("r"),
+    ).where(Customer.id.in_(customer_ids))
+    sql, params = inner.sql()
+    cursor = db.execute_sql(
+        "SELECT cid, COALESCE(a, l, r), CASE WHEN a IS NOT NULL THEN 'assigned' "
+        "WHEN l IS NOT NULL THEN 'last_served' WHEN r IS NOT NULL THEN 'round_robin' "
+        f"ELSE 'manager_queue' END FROM ({sql}) AS x",
+        params,
+    )
+    return {cid: (sid, rule) for cid, sid, rule in cursor.fetchall()}
 
 
 def reassign_open(store: Store, day: date, only_unassigned: bool = True) -> int:

@@ -78,6 +78,41 @@ def _instant(value) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def bulk_insert(model, rows: list[dict]) -> None:
+    """INSERT many rows with ON CONFLICT DO NOTHING through the driver's executemany.
+
+    peewee's insert_many builds one huge statement value by value, which costs seconds per
+    100,000 rows; a prepared statement run by the driver is an order of magnitude faster.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    defaults = {}
+    for field in model._meta.sorted_fields:
+        if (
+            field.name not in names
+            and field.default is not None
+            and not isinstance(field, pw.AutoField)
+        ):
+            defaults[field.name] = field.default() if callable(field.default) else field.default
+    if defaults:
+        rows = [{**defaults, **row} for row in rows]
+        names += list(defaults)
+    fields = [model._meta.fields[name] for name in names]
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    mark = "%s" if is_postgres() else "?"
+    sql = (
+        f'INSERT INTO "{model._meta.table_name}" ({columns}) '
+        f"VALUES ({', '.join([mark] * len(fields))}) ON CONFLICT DO NOTHING"
+    )
+    converters = [f.db_value for f in fields]
+    values = [
+        tuple(conv(row[name]) for conv, name in zip(converters, names, strict=True)) for row in rows
+    ]
+    cursor = db.cursor()
+    cursor.executemany(sql, values)
+
+
 def _text(expr):
     return pw.Cast(expr, "TEXT")
 
@@ -694,7 +729,7 @@ def _create_messages(cfg, store, occ, action, pending, now) -> int:
                 "created_at": now,
             }
         )
-    Message.insert_many(payload).on_conflict_ignore().as_rowcount().execute()
+    bulk_insert(Message, payload)
     made = Decision.id.in_(
         Message.select(Message.decision).where(Message.decision.in_([r[0] for r in rows]))
     )
@@ -751,8 +786,7 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
             )
         else:
             merged.append((row, script))
-    for i in range(0, len(new), BATCH):
-        FollowUp.insert_many(new[i : i + BATCH]).on_conflict_ignore().as_rowcount().execute()
+    bulk_insert(FollowUp, new)
     customer_ids = [r[1] for r, _ in rendered]
     open_by_customer = dict(
         FollowUp.select(FollowUp.open_customer, FollowUp.id)
@@ -775,7 +809,7 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
                 }
             )
     if reasons:
-        FollowUpReason.insert_many(reasons).on_conflict_ignore().as_rowcount().execute()
+        bulk_insert(FollowUpReason, reasons)
     for row, script in merged:
         fid = open_by_customer.get(row[1])
         if fid:
