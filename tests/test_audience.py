@@ -755,3 +755,40 @@ def test_fields_catalogue_lists_every_contract_field_with_operators():
     assert catalogue["gender"]["period"] is False
     assert "in_next_days" in catalogue["birthday"]["ops"]
     assert catalogue["channel"]["options"] == ["whatsapp", "line", "sms", "email"]
+
+
+def test_each_condition_selects_the_same_customers_alone_under_or_and_negated(store):
+    facial = product(store, "FACIAL10", "count")
+    rich = make_customer(
+        store,
+        name="rich",
+        gender="female",
+        total_spend=Decimal("900"),
+        last_visit_at=NOW - timedelta(days=1),
+    )
+    tag(rich, "VIP")
+    make_card(rich, product=facial, remaining_uses=1)
+    event(rich, "purchase", NOW - timedelta(days=1), 900, ["SERUM"])
+    Consent.create(customer=rich, channel="whatsapp", granted=True)
+    CustomerAttribute.create(customer=rich, key="car_type", value="suv")
+    make_customer(store, name="plain", gender="male")
+    everyone = {"rich", "plain"}
+    for cond in [
+        {"field": "tags", "op": "has_any", "value": ["VIP"]},
+        {"field": "tags", "op": "has_all", "value": ["VIP"]},
+        {"field": "products_bought", "op": "has_any", "value": ["SERUM"], "days": 7},
+        {"field": "cards.remaining_uses", "op": "lte", "value": 2},
+        {"field": "cards.product", "op": "has_all", "value": ["FACIAL10"]},
+        {"field": "channel", "op": "eq", "value": "whatsapp"},
+        {"field": "attributes.car_type", "op": "eq", "value": "suv"},
+        {"field": "total_spend", "op": "gte", "value": 500, "days": 30},
+        {"field": "segment", "op": "in", "value": ["active", "vip"]},
+    ]:
+        alone = names(store, {"all": [cond]})
+        assert alone == names(store, {"any": [cond]}), cond
+        assert alone == names(store, {"any": [{"all": [cond]}, {"all": [cond]}]}), cond
+        assert names(store, {"except": [cond]}) == everyone - alone, cond
+        expr = audience.where(store.id, {"all": [cond]}, NOW, conjunctive=False)
+        query = Customer.select(Customer.name).where(Customer.store == store.id, expr)
+        assert {c.name for c in query} == alone, cond
+    assert names(store, one("segment", "in", ["active", "vip"])) == {"rich"}
