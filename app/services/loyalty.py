@@ -387,17 +387,14 @@ def expire_points(now: datetime) -> int:
 
 
 def _apply_entries_to_cache(dedupe_key: str, store_id: int) -> None:
-    """Move cached balances by the ledger rows just added under one dedupe key."""
-    entry = PointsEntry.alias()
-    delta = entry.select(entry.delta).where(
-        (entry.customer == Customer.id) & (entry.dedupe_key == dedupe_key)
+    """Move cached balances by the ledger rows just added under one dedupe key (UPDATE … FROM)."""
+    added = (
+        PointsEntry.select(PointsEntry.customer, PointsEntry.delta)
+        .where((PointsEntry.dedupe_key == dedupe_key) & (PointsEntry.store == store_id))
+        .alias("added")
     )
-    Customer.update(points=Customer.points + delta).where(
-        Customer.id.in_(
-            PointsEntry.select(PointsEntry.customer).where(
-                (PointsEntry.dedupe_key == dedupe_key) & (PointsEntry.store == store_id)
-            )
-        )
+    Customer.update(points=Customer.points + added.c.delta).from_(added).where(
+        Customer.id == added.c.customer_id
     ).execute()
 
 
