@@ -233,3 +233,17 @@ def test_card_balance_is_shown_in_the_store_currency(app, client, shop, frozen):
     make_card(customer, kind="stored_value", balance=Decimal("1500"))
     html = client.get(_link(app, customer)).get_data(as_text=True)
     assert "THB" in html or "฿" in html
+
+
+def test_client_page_as_htmx_fragment(app, client, shop, frozen):
+    customer = _member(shop, 120)
+    resp = client.get(_link(app, customer), headers={"HX-Request": "true"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "<html" not in html
+    assert html.lstrip().startswith('<div id="portal"') and 'data-points="120"' in html
+
+
+def test_client_page_of_a_store_without_rewards_still_shows_the_balance(app, client, shop, frozen):
+    customer = _member(shop, 40)
+    html = client.get(_link(app, customer)).get_data(as_text=True)
+    assert 'data-points="40"' in html and "Rewards are coming soon." in html
