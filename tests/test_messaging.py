@@ -6,7 +6,15 @@ from datetime import timedelta
 import pytest
 
 from app.db import db
-from app.models import ChannelSetting, Consent, ConsentChange, Customer, Message, Notice
+from app.models import (
+    ChannelSetting,
+    Consent,
+    ConsentChange,
+    Customer,
+    Message,
+    MessageStatusChange,
+    Notice,
+)
 from app.services import messaging, secrets_box
 from tests.factories import make_staff, make_store, utc
 from tests.messaging_helpers import (
@@ -51,7 +59,7 @@ def test_sending_a_queued_message_walks_the_state_machine(app, wa):
     assert message.status == "sent"
     assert message.sending_at == NOW and message.sent_at == NOW
     assert message.provider_message_id.startswith("wamid.")
-    assert history(message) == ["sending", "sent"]
+    assert history(message) == ["sending", "dispatch", "sent"]
     body = wa.sent()[0]
     assert body["to"] == "60123456789"
     assert body["template"]["name"] == "member_day_reminder"
@@ -120,7 +128,17 @@ def test_transient_error_retries_with_backoff_then_sends(app, wa):
     final = Message.get_by_id(message.id)
     assert final.status == "sent" and final.attempts == 3
     assert len(wa.accepted) == 1
-    assert history(final) == ["sending", "queued", "sending", "queued", "sending", "sent"]
+    assert history(final) == [
+        "sending",
+        "dispatch",
+        "queued",
+        "sending",
+        "dispatch",
+        "queued",
+        "sending",
+        "dispatch",
+        "sent",
+    ]
 
 
 def test_gives_up_after_max_attempts(app, wa):
@@ -232,21 +250,42 @@ def test_timeout_on_line_is_resent_with_the_same_retry_key_and_not_delivered_twi
     assert len(line.accepted) == 1
 
 
-def test_crash_after_claim_is_reconciled_without_a_second_send(app, wa, line):
+def test_claimed_but_never_dispatched_is_requeued_by_reconcile(app, wa):
     store = make_store()
+    setup_whatsapp(store, wa)
+    message = queue(consenting_customer(store))
+    # A worker claimed it and died before calling the provider.
+    assert messaging.claim(message.id, NOW)
+    assert messaging.reconcile(NOW + timedelta(minutes=5)) == {}
+    assert messaging.reconcile(NOW + timedelta(minutes=11)) == {"requeued": 1}
+    messaging.send_due(NOW + timedelta(minutes=11))
+    assert Message.get_by_id(message.id).status == "sent"
+    assert len(wa.requests) == 1
+
+
+def test_crash_during_the_provider_call_is_reconciled_without_a_second_send(app, wa, line):
+    store = make_store()
+    manager = make_staff("manager", [store])
     setup_whatsapp(store, wa)
     setup_line(store, line)
     wa_msg = queue(consenting_customer(store))
     line_msg = queue(consenting_customer(store, channels=("line",), line_id="U77"), channel="line")
-    # A worker claimed both and died before its provider call returned.
-    assert messaging.claim(wa_msg.id, NOW) and messaging.claim(line_msg.id, NOW)
-    assert messaging.reconcile(NOW + timedelta(minutes=5)) == {}
+    # The provider accepted both; the worker died before it recorded the answers.
+    for message in (wa_msg, line_msg):
+        assert messaging.claim(message.id, NOW)
+        MessageStatusChange.create(message=message.id, status="dispatch", at=NOW)
+        adapter = messaging.adapter_for(messaging.channel_setting(store.id, message.channel))
+        to = adapter.address(message.customer)
+        adapter.send(messaging._outgoing(message, message.customer, store, to))
     result = messaging.reconcile(NOW + timedelta(minutes=11))
     assert result == {"unknown": 1, "requeued": 1}
-    assert Message.get_by_id(wa_msg.id).status == "failed"
+    unknown = Message.get_by_id(wa_msg.id)
+    assert unknown.status == "failed" and unknown.error.startswith("unknown: ")
+    assert Notice.select().where(Notice.staff == manager.id).count() == 1
     messaging.send_due(NOW + timedelta(minutes=11))
     assert Message.get_by_id(line_msg.id).status == "sent"
-    assert len(wa.requests) == 0 and len(line.accepted) == 1
+    assert len(wa.requests) == 1 and len(line.accepted) == 1
+    assert len(line.requests) == 2  # the resend was answered 409: already accepted
 
 
 def test_consent_withdrawn_after_queueing_suppresses_at_send_time(app, wa):

@@ -78,7 +78,7 @@ def test_whatsapp_status_webhook_moves_forward_only_with_a_good_signature(app, c
     final = Message.get_by_id(message.id)
     assert final.status == "read" and final.delivered_at and final.read_at
     statuses = [h.status for h in final.history.order_by(MessageStatusChange.id)]
-    assert statuses == ["sending", "sent", "delivered", "read"]
+    assert statuses == ["sending", "dispatch", "sent", "delivered", "read"]
 
 
 def test_whatsapp_failed_status_switches_whatsapp_off(app, client, wa):
@@ -334,3 +334,25 @@ def test_channel_settings_never_show_credentials_back(app, client, wa):
     setting = messaging.channel_setting(store.id, "whatsapp")
     assert setting.enabled and setting.daily_quota == 1000
     assert b"EAAG" not in setting.secret.encode()
+
+
+def test_one_click_unsubscribe_and_webhooks_work_with_csrf_on(csrf_app):
+    client = csrf_app.test_client()
+    with csrf_app.app_context():
+        store = make_store(key="kl")
+        stub = LineStub()
+        try:
+            setup_line(store, stub)
+            customer = consenting_customer(
+                store, channels=("email", "line"), email="a@b.test", line_id="U1"
+            )
+            token = messaging.unsubscribe_token(customer.id, "email")
+            resp = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+            assert resp.status_code == 200
+            assert not messaging.has_consent(customer, "email")
+            event = {"type": "unfollow", "source": {"userId": "U1"}}
+            raw, headers = stub.webhook([event])
+            assert client.post("/hooks/line/kl", data=raw, headers=headers).status_code == 200
+            assert not messaging.has_consent(customer, "line")
+        finally:
+            stub.close()

@@ -5,9 +5,11 @@ A message is claimed by a committed conditional UPDATE (status queued → sendin
 provider is called, so two senders can never both send it.
 
 A crash (or a lost answer) between the provider call and our update leaves a message in
-`sending`. `reconcile` finds those older than the lease: for providers whose API makes a resend
-harmless (LINE's X-Line-Retry-Key, our signed webhook's idempotency key, log-only) the message
-goes back to the queue and is resent with the same key; for the others (WhatsApp, Twilio SMS,
+`sending`. Just before the provider call a committed `dispatch` history row is written, so
+`reconcile` (messages in `sending` longer than the lease) queues again, safely, a message that
+was claimed but never handed over. For one that was handed over: where the provider makes a
+resend harmless (LINE's X-Line-Retry-Key, our signed webhook's idempotency key, log-only) the
+message goes back to the queue and is resent with the same key; for the others (WhatsApp, SMS,
 SMTP: no lookup by our reference, no idempotent resend) it is marked failed with an "unknown:"
 error and the store's managers get a notice — never re-sent blindly. A later provider status
 webhook (WhatsApp echoes our key in biz_opaque_callback_data) still moves it to
@@ -313,8 +315,11 @@ def deliver(message_id: int, now: datetime) -> str:
         reason = f"no {message.channel} address"
         _move(message.id, "suppressed", now, ("sending",), {"reason": reason}, error=reason)
         return "suppressed"
+    outgoing = _outgoing(message, customer, store, to)
+    # Committed before the call: reconcile can tell "never called" from "maybe delivered".
+    MessageStatusChange.create(message=message.id, status="dispatch", at=now)
     try:
-        result = adapter.send(_outgoing(message, customer, store, to))
+        result = adapter.send(outgoing)
     except TransientError as exc:
         return _retry_later(message, now, exc)
     except UnknownOutcome as exc:
@@ -693,6 +698,28 @@ def reconcile(now: datetime, lease: timedelta = DEFAULT_LEASE) -> dict:
     stuck = Message.select().where(Message.status == "sending", Message.sending_at < now - lease)
     for message in stuck:
         adapter_cls = channels.get_adapter(message.channel)
+        last = (
+            MessageStatusChange.select(MessageStatusChange.status)
+            .where(
+                MessageStatusChange.message == message.id,
+                MessageStatusChange.status.in_(("sending", "dispatch")),
+            )
+            .order_by(MessageStatusChange.id.desc())
+            .first()
+        )
+        if last is not None and last.status == "sending":
+            # Claimed, but the provider was never called: sending it now cannot double it.
+            if _move(
+                message.id,
+                "queued",
+                now,
+                ("sending",),
+                {"reconciled": "claimed but never handed to the provider"},
+                next_attempt_at=now,
+                error="resending after an interrupted batch",
+            ):
+                summary["requeued"] += 1
+            continue
         if adapter_cls.idempotent_retry:
             if _move(
                 message.id,

@@ -28,6 +28,7 @@ class StubServer:
     """A threaded HTTP server on 127.0.0.1 with recorded requests and scripted answers."""
 
     timeout_sleep = 1.5
+    delay = 0.0  # seconds to wait, after accepting, before every answer
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -64,6 +65,8 @@ class StubServer:
                     return
                 if mode == "timeout":
                     time.sleep(stub.timeout_sleep)
+                elif stub.delay:
+                    time.sleep(stub.delay)
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
