@@ -108,17 +108,21 @@ def main() -> None:
         read_s = time.perf_counter() - started
         mapping = importing.suggest_mapping("customers", table.headers)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         first = importing.import_rows("customers", store, table, mapping, NOW, options)
-        first_s = time.perf_counter() - started
+        first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
         count = Customer.select().where(Customer.store == store.id).count()
-        print(f"read: {read_s:.1f}s  import: {first_s:.1f}s  ({args.rows / first_s:,.0f} rows/s)")
+        print(
+            f"read: {read_s:.1f}s  import: {first_s:.1f}s wall, {first_cpu:.1f}s CPU "
+            f"({args.rows / first_s:,.0f} rows/s); load average {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} cores"
+        )
         print(f"  {first.summary()}  customers in store: {count}")
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         again = importing.import_rows("customers", store, table, mapping, NOW, options)
-        again_s = time.perf_counter() - started
-        print(f"re-import: {again_s:.1f}s  {again.summary()}")
+        again_s, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"re-import: {again_s:.1f}s wall, {again_cpu:.1f}s CPU  {again.summary()}")
 
         # Kill-and-resume: a second store, cancelled after 40% of the batches, then resumed
         # from one batch earlier than reported (the last progress write was lost).

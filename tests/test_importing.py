@@ -437,3 +437,29 @@ def test_bad_first_row_of_a_duplicate_group_does_not_lose_the_good_one(app):
     assert (report.created, report.rejected, report.merged) == (2, 1, 0)
     assert report.landed == [3, 4]
     assert Customer.get(Customer.external_id == "M1").name == "Fixed"
+
+
+event_cell = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["0123456789", "12345", "2026-01-05 10:00", "31/02/2026", "purchase"]),
+    st.sampled_from(["card_used", "teleport", "RM 1,200.50", "-5", "=1+1", "", "服务"]),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(event_cell, min_size=0, max_size=6), min_size=1, max_size=10))
+def test_malformed_event_rows_never_crash_and_each_lands_or_is_reported(app, fired, rows):
+    empty_tables(app)
+    store = make_store(region="MY")
+    make_customer(store, phone="+60123456789")
+    headers = ["order no", "phone", "date", "type", "amount", "item"]
+    table = importing.read_table(csv_bytes([headers] + rows), "fuzz.csv")
+    mapping = importing.suggest_mapping("events", table.headers)
+    report = importing.import_rows("events", store, table, mapping, NOW, {"batch_size": 4})
+    rejected_lines = {e.line for e in report.errors}
+    assert sorted(set(report.landed) | rejected_lines) == sorted(table.lines)
+    assert not set(report.landed) & rejected_lines
+    assert Event.select().count() == report.created
+    assert fired == []

@@ -1039,8 +1039,8 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
         state.lookups = customer_service.StoreLookups(state.store)
     for name in ("created", "updated", "unchanged", "merged", "rejected"):
         setattr(report, name, getattr(report, name) + getattr(partial, name))
-    report.errors.extend(partial.errors)
-    report.landed.extend(partial.landed)
+    report.errors.extend(sorted(partial.errors, key=lambda e: e.line))
+    report.landed.extend(sorted(partial.landed))
 
 
 def _customer_groups(state: "_ImportState", table: Table) -> None:
