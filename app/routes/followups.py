@@ -5,7 +5,9 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton, format_time
 from flask import Blueprint, abort, flash, g, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from peewee import JOIN
@@ -32,7 +34,7 @@ from app.models import (
 )
 from app.services import followups as service
 from app.services import permissions
-from app.templating import fmt_datetime
+from app.templating import fmt_datetime, local_dt
 
 bp = Blueprint("followups", __name__)
 
@@ -55,6 +57,21 @@ def _outcome_labels() -> dict[str, str]:
         "wrong_number": _("Wrong number"),
         "opted_out": _("Opted out"),
     }
+
+
+@bp.app_template_filter("due")
+def due_label(value: datetime | None) -> str:
+    """A due time, short: just the time when it is today, else the day and the time."""
+    if value is None:
+        return ""
+    local = local_dt(value)
+    today = local_dt(clock.now()).date()
+    locale = get_locale() or "en"
+    time_part = format_time(local.replace(tzinfo=None), "short", locale=locale)
+    if local.date() == today:
+        return time_part
+    skeleton = "MMMd" if local.year == today.year else "yMMMd"
+    return f"{format_skeleton(skeleton, local.date(), locale=locale)} {time_part}"
 
 
 def _error(exc: service.FollowUpError) -> str:

@@ -119,7 +119,8 @@ class TodayPage:
 
 
 def _open_query(flt: TodayFilter):
-    query = FollowUp.select().where(FollowUp.status == "open")
+    """Open follow-ups of the list, joined to their customer (search narrows the joined rows)."""
+    query = FollowUp.select().join(Customer).switch(FollowUp).where(FollowUp.status == "open")
     if flt.assignee is not None:
         query = query.where(FollowUp.assignee == flt.assignee.id)
     else:
@@ -128,8 +129,7 @@ def _open_query(flt: TodayFilter):
         query = query.where(FollowUp.plan == flt.plan_id)
     q = (flt.q or "").strip()
     if q:
-        matching = Customer.select(Customer.id).where(customer_match(q, flt.region))
-        query = query.where(FollowUp.customer.in_(matching))
+        query = query.where(customer_match(q, flt.region))
     return query
 
 
@@ -140,12 +140,10 @@ def customer_match(q: str, region: str):
     q = q.strip()
     digits = "".join(ch for ch in q if ch.isdigit())
     if len(digits) >= 6 and not any(ch.isalpha() for ch in q):
-        condition = Customer.phone.contains(digits.lstrip("0"))
         try:
-            condition = (Customer.phone == customer_service.normalize_phone(q, region)) | condition
+            return Customer.phone == customer_service.normalize_phone(q, region)
         except ValueError:
-            pass
-        return condition
+            return Customer.phone.contains(digits.lstrip("0"))
     return Customer.name ** f"%{q}%"
 
 
@@ -190,13 +188,7 @@ def today_page(
 ) -> TodayPage:
     """One page of a group, ordered by due time, continuing after `cursor` (keyset)."""
     start, end = group_bounds(flt.store, now)
-    query = (
-        _open_query(flt)
-        .select(FollowUp, Customer, Plan)
-        .join(Customer)
-        .switch(FollowUp)
-        .join(Plan, JOIN.LEFT_OUTER)
-    )
+    query = _open_query(flt).select(FollowUp, Customer, Plan).join(Plan, JOIN.LEFT_OUTER)
     if group == "all":
         pass
     elif group == "overdue":
