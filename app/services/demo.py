@@ -831,9 +831,9 @@ def _card_life(rng: random.Random, spec: CardSpec, scenario: str, today: date) -
         issue = today - timedelta(days=rng.randint(120, 250))
         return CardPlan(spec, issue, spaced(issue, 40, today))
     issue = today - timedelta(days=rng.randint(20, 150))
+    # A high balance: a card that was topped up on its latest use.
     plan = CardPlan(spec, issue, spaced(issue, rng.randint(2, 4), today))
-    if rng.random() < 0.4 and len(plan.uses) > 1:
-        plan.top_up = plan.uses[-1]
+    plan.top_up = plan.uses[-1]
     return plan
 
 
@@ -1339,8 +1339,6 @@ def _build_store(
         line_id = f"U{rng.getrandbits(128):032x}" if consents.get("line", (False,))[0] else None
         earned = sum(earn(e)[0] for e in person.events if e["type"] == "purchase")
         points = SIGNUP_POINTS + earned
-        reward = 1000 if spec is SALON else 5000
-        redeem = points >= reward * 2 and rng.random() < 0.5
         row = dict(
             store=store.id,
             external_id=person.ext,
@@ -1361,14 +1359,12 @@ def _build_store(
             last_visit_at=last_at,
             visit_count=len(days),
             total_spend=spend,
-            points=points - (reward if redeem else 0),
+            points=points,
             created_at=joined,
             updated_at=now,
         )
         customers.append(row)
-        extras[person.ext] = dict(
-            consents=consents, redeem=reward if redeem else 0, last_at=last_at
-        )
+        extras[person.ext] = dict(consents=consents, last_at=last_at)
     customer_ids = _insert_and_map(Customer, customers, store)
 
     for card in h.cards:
@@ -1462,21 +1458,6 @@ def _build_store(
                 at=joined,
             )
         )
-        if extra["redeem"]:
-            points.append(
-                dict(
-                    store=store.id,
-                    customer=cid,
-                    delta=-extra["redeem"],
-                    kind="redeem",
-                    event=None,
-                    dedupe_key=f"redeem:{person.ext}",
-                    reason="Voucher redeemed",
-                    staff=None,
-                    expires_at=None,
-                    at=extra["last_at"] + timedelta(minutes=10),
-                )
-            )
         for channel, (granted, opted_out) in extra["consents"].items():
             out_at = joined + (now - joined) * rng.uniform(0.2, 0.9) if opted_out else None
             consents.append(
@@ -1521,3 +1502,49 @@ def _build_store(
     _insert(ConsentChange, changes)
     _insert(CustomerAttribute, attributes)
     _insert(CustomerTag, customer_tags)
+    _redeem_rewards(spec, store, staff, customer_ids, extras, rng)
+
+
+REWARDS = {
+    "kl": [
+        ("RM 10 voucher", 1000, "Off any treatment."),
+        ("Free brow threading", 600, ""),
+        ("Lash cleanser foam", 800, "Take-home lash care."),
+    ],
+    "bkk": [
+        ("฿100 voucher", 5000, "ส่วนลด ฿100 ทุกบริการ (฿100 off any service)."),
+        ("Free deworming", 3000, "ถ่ายพยาธิฟรี 1 ครั้ง (one free deworming)."),
+        ("Medicated pet shampoo", 4000, ""),
+    ],
+}
+
+
+def _redeem_rewards(
+    spec: StoreSpec,
+    store: Store,
+    staff: dict[str, Staff],
+    customer_ids: dict[str, int],
+    extras: dict[str, dict],
+    rng: random.Random,
+) -> None:
+    """The store's rewards, and some regulars who swapped points for a coupon at the counter."""
+    rewards = [
+        loyalty.save_reward(store, {"name": n, "points_price": p, "description": d})
+        for n, p, d in REWARDS[spec.short]
+    ]
+    cheapest = min(r.points_price for r in rewards)
+    counter = staff[spec.buyer_staff or "beautician"]
+    rich = (
+        Customer.select()
+        .where((Customer.store == store.id) & (Customer.points >= cheapest * 2))
+        .order_by(Customer.id)
+    )
+    for customer in list(rich):
+        if rng.random() >= 0.3:
+            continue
+        ext = customer.external_id
+        reward = rng.choice([r for r in rewards if r.points_price <= customer.points])
+        at = extras[ext]["last_at"] + timedelta(minutes=10)
+        coupon = loyalty.redeem(customer, reward, now=at, staff=counter, request_key=f"demo-{ext}")
+        if rng.random() < 0.6:
+            loyalty.use_coupon(coupon, counter, at + timedelta(minutes=5))
