@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import peewee as pw
 
-from app.db import db, is_postgres
+from app.db import JSONField, UTCDateTimeField, db, is_postgres
 from app.models import (
     CardLedger,
     CardProduct,
@@ -105,10 +105,18 @@ def bulk_insert(model, rows: list[dict]) -> None:
         f'INSERT INTO "{model._meta.table_name}" ({columns}) '
         f"VALUES ({', '.join([mark] * len(fields))}) ON CONFLICT DO NOTHING"
     )
-    converters = [f.db_value for f in fields]
-    values = [
-        tuple(conv(row[name]) for conv, name in zip(converters, names, strict=True)) for row in rows
+    # Only fields that change a value on the way in need their converter.
+    convert = [
+        (i, f.db_value)
+        for i, f in enumerate(fields)
+        if isinstance(f, (UTCDateTimeField, JSONField, pw.DecimalField))
     ]
+    values = []
+    for row in rows:
+        value = [row[name] for name in names]
+        for i, conv in convert:
+            value[i] = conv(value[i])
+        values.append(value)
     cursor = db.cursor()
     cursor.executemany(sql, values)
 
@@ -516,10 +524,27 @@ def _channel_expr(action: dict):
 
 def process_pending(cfg, store: Store, occ: Occurrence, now: datetime, lo=None, hi=None) -> Counter:
     """Turn the occurrence's pending decisions into follow-ups, messages or why-logged skips."""
-    counts: Counter = Counter()
     pending = (Decision.occurrence == occ.id) & (Decision.outcome == "pending")
     if lo is not None:
         pending &= (Decision.customer >= lo) & (Decision.customer <= hi)
+    with _tx():
+        _lock_occurrence(occ.id)
+        counts = _screen(cfg, store, occ, pending, now)
+    if (occ.detail or {}).get("mode") == "baseline":
+        return counts
+    # Scripts are rendered outside the write transaction, so staff writes never queue behind it.
+    action = step_action(cfg, occ.step)
+    if action.get("kind", "followup") == "message":
+        counts["messages"] += _create_messages(cfg, store, occ, action, pending, now)
+    else:
+        counts["followups"] += _create_followups(cfg, store, occ, action, pending, now)
+    return counts
+
+
+def _screen(cfg, store: Store, occ: Occurrence, pending, now: datetime) -> Counter:
+    """Why-log and settle the pending decisions that get no contact: held out, no consent,
+    over the contact budget (deferred), or already qualified when switched on."""
+    counts: Counter = Counter()
     settings = store_settings(store)
     detail = occ.detail or {}
     if detail.get("mode") == "baseline":
@@ -602,10 +627,6 @@ def process_pending(cfg, store: Store, occ: Occurrence, now: datetime, lo=None, 
         .where(over)
         .execute()
     )
-    if kind == "message":
-        counts["messages"] += _create_messages(cfg, store, occ, action, pending, now)
-    else:
-        counts["followups"] += _create_followups(cfg, store, occ, action, pending, now)
     return counts
 
 
@@ -729,15 +750,22 @@ def _create_messages(cfg, store, occ, action, pending, now) -> int:
                 "created_at": now,
             }
         )
-    bulk_insert(Message, payload)
-    made = Decision.id.in_(
-        Message.select(Message.decision).where(Message.decision.in_([r[0] for r in rows]))
-    )
-    done = pending & made
-    _why(done, "created", _concat("message queued: ", cfg.name or ""), now)
-    _enroll(cfg, store, occ, done, now)
-    count = Decision.update(outcome="message", updated_at=now).where(done).execute()
-    return count
+    with _tx():
+        _lock_occurrence(occ.id)
+        still = _still_pending(pending, rows)
+        bulk_insert(Message, [m for m in payload if m["decision"] in still])
+        made = pw.fn.EXISTS(Message.select(Message.id).where(Message.decision == Decision.id))
+        done = pending & made
+        _why(done, "created", _concat("message queued: ", cfg.name or ""), now)
+        _enroll(cfg, store, occ, done, now)
+        return Decision.update(outcome="message", updated_at=now).where(done).execute()
+
+
+def _still_pending(pending, rows) -> set:
+    """Ids of the fetched decisions nobody else has settled meanwhile (read under the lock)."""
+    ids = [r[0] for r in rows]
+    query = Decision.select(Decision.id).where(pending & Decision.id.between(min(ids), max(ids)))
+    return {did for (did,) in query.tuples()}
 
 
 def _create_followups(cfg, store, occ, action, pending, now) -> int:
@@ -748,7 +776,7 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
     if not rows:
         return 0
     day = schedule.local_date(max(now, occ.scheduled_for), store.timezone)
-    who = assignment.assignees(store, [r[1] for r in rows if r[11] is None], day)
+    who = assignment.assignees(store, Decision.select(Decision.customer).where(pending), day)
     staff_ids = {sid for sid, _ in who.values() if sid}
     names = (
         dict(Staff.select(Staff.id, Staff.name).where(Staff.id.in_(list(staff_ids))).tuples())
@@ -786,50 +814,53 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
             )
         else:
             merged.append((row, script))
-    bulk_insert(FollowUp, new)
-    customer_ids = [r[1] for r, _ in rendered]
-    open_by_customer = dict(
-        FollowUp.select(FollowUp.open_customer, FollowUp.id)
-        .where(FollowUp.open_customer.in_(customer_ids))
-        .tuples()
-    )
-    reasons = []
-    for row, script in rendered:
-        fid = open_by_customer.get(row[1])
-        if fid:
-            reasons.append(
-                {
-                    "followup": fid,
-                    "plan": cfg.id,
-                    "occurrence": occ.id,
-                    "decision": row[0],
-                    "text": _reason_text(cfg, row),
-                    "script": script,
-                    "created_at": now,
-                }
-            )
-    if reasons:
-        bulk_insert(FollowUpReason, reasons)
-    for row, script in merged:
-        fid = open_by_customer.get(row[1])
-        if fid:
-            # A second reason joins the open follow-up: both scripts are shown.
-            FollowUp.update(
-                script=pw.NodeList(
-                    (FollowUp.script, pw.SQL("||"), pw.Value("\n\n— " + script)), glue=" "
-                ),
-                updated_at=now,
-            ).where(FollowUp.id == fid).execute()
-    made = Decision.id.in_(
-        FollowUpReason.select(FollowUpReason.decision).where(
-            FollowUpReason.decision.in_([r[0] for r, _ in rendered])
+    with _tx():
+        _lock_occurrence(occ.id)
+        still = _still_pending(pending, [r for r, _ in rendered])
+        kept = {r[1] for r, _ in rendered if r[0] in still}
+        new = [f for f in new if f["customer"] in kept]
+        merged = [(r, text) for r, text in merged if r[0] in still]
+        rendered = [(r, text) for r, text in rendered if r[0] in still]
+        bulk_insert(FollowUp, new)
+        open_by_customer = dict(
+            FollowUp.select(FollowUp.open_customer, FollowUp.id)
+            .where(FollowUp.open_customer.in_(Decision.select(Decision.customer).where(pending)))
+            .tuples()
         )
-    )
-    done = pending & made
-    _why(done, "created", _concat("follow-up: ", cfg.name or ""), now)
-    _enroll(cfg, store, occ, done, now)
-    count = Decision.update(outcome="followup", updated_at=now).where(done).execute()
-    return count
+        reasons = []
+        for row, script in rendered:
+            fid = open_by_customer.get(row[1])
+            if fid:
+                reasons.append(
+                    {
+                        "followup": fid,
+                        "plan": cfg.id,
+                        "occurrence": occ.id,
+                        "decision": row[0],
+                        "text": _reason_text(cfg, row),
+                        "script": script,
+                        "created_at": now,
+                    }
+                )
+        if reasons:
+            bulk_insert(FollowUpReason, reasons)
+        for row, script in merged:
+            fid = open_by_customer.get(row[1])
+            if fid:
+                # A second reason joins the open follow-up: both scripts are shown.
+                FollowUp.update(
+                    script=pw.NodeList(
+                        (FollowUp.script, pw.SQL("||"), pw.Value("\n\n— " + script)), glue=" "
+                    ),
+                    updated_at=now,
+                ).where(FollowUp.id == fid).execute()
+        made = pw.fn.EXISTS(
+            FollowUpReason.select(FollowUpReason.id).where(FollowUpReason.decision == Decision.id)
+        )
+        done = pending & made
+        _why(done, "created", _concat("follow-up: ", cfg.name or ""), now)
+        _enroll(cfg, store, occ, done, now)
+        return Decision.update(outcome="followup", updated_at=now).where(done).execute()
 
 
 def _enroll(cfg, store, occ: Occurrence, done, now: datetime) -> None:
@@ -928,7 +959,7 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
                 (Customer.id >= lo) & (Customer.id <= hi)
             )
             _insert_decisions(cfg, store, occ, query, now)
-            totals.update(process_pending(cfg, store, occ, now, lo, hi))
+        totals.update(process_pending(cfg, store, occ, now, lo, hi))
     made = (
         Decision.select(pw.fn.COUNT(Decision.id))
         .where((Decision.occurrence == occ.id) & Decision.outcome.in_(("followup", "message")))
@@ -1109,6 +1140,7 @@ def run_due(now: datetime) -> dict:
         _run_and_count(occ, now, totals)
     _due_enrollment_steps(now, totals)
     _retry_deferred(now, totals)
+    _recover_pending(now, totals)
     return {
         "occurrences": totals["occurrences"],
         "followups": totals["followups"],
@@ -1117,6 +1149,31 @@ def run_due(now: datetime) -> dict:
         "missed": totals["missed"],
         "deferred": totals["deferred"],
     }
+
+
+def _recover_pending(now: datetime, totals: Counter) -> None:
+    """Decisions left pending by a run that died after screening them are finished now."""
+    occ_ids = [
+        oid
+        for (oid,) in Decision.select(Decision.occurrence)
+        .join(Occurrence, on=(Occurrence.id == Decision.occurrence))
+        .join(Plan, on=(Plan.id == Decision.plan))
+        .where(
+            (Decision.outcome == "pending")
+            & (Occurrence.status == "done")
+            & (Plan.status == "active")
+        )
+        .group_by(Decision.occurrence)
+        .tuples()
+    ]
+    for occ_id in occ_ids:
+        occ = Occurrence.get_by_id(occ_id)
+        plan = Plan.get_by_id(occ.plan_id)
+        result = process_pending(
+            config(plan, occ.version), Store.get_by_id(plan.store_id), occ, now
+        )
+        totals["followups"] += result["followups"]
+        totals["messages"] += result["messages"]
 
 
 def _retry_deferred(now: datetime, totals: Counter) -> None:
@@ -1140,7 +1197,7 @@ def _retry_deferred(now: datetime, totals: Counter) -> None:
             Decision.update(outcome="pending", updated_at=now).where(
                 due & (Decision.occurrence == occ_id)
             ).execute()
-            result = process_pending(config(plan, occ.version), store, occ, now)
+        result = process_pending(config(plan, occ.version), store, occ, now)
         totals["followups"] += result["followups"]
         totals["messages"] += result["messages"]
 
