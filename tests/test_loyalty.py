@@ -410,3 +410,13 @@ def test_report_shows_issued_redeemed_liability(shop):
     assert numbers["outstanding"] == 100
     assert numbers["liability"] == Decimal("10.00")
     assert numbers["coupons_active"] == 1
+
+
+def test_bulk_signup_bonus_skips_customers_who_already_have_it(shop):
+    first = make_customer(shop)
+    second = make_customer(shop)
+    loyalty.credit_signup(first, NOW)
+    assert loyalty.credit_signups(shop, [first.id, second.id], NOW) == 1
+    assert loyalty.credit_signups(shop, [first.id, second.id], NOW) == 0
+    assert _points(first) == 50 and _points(second) == 50
+    _assert_cache_matches_ledger(second)

@@ -151,6 +151,50 @@ def credit_signup(customer: Customer, now: datetime) -> int:
     return bonus if landed else 0
 
 
+def credit_signups(store: Store, customer_ids: list[int], now: datetime) -> int:
+    """The sign-up bonus for many new customers at once (set-based); answers how many got it."""
+    bonus = int(setting(store, "loyalty.signup_bonus") or 0)
+    if not setting(store, "loyalty.enabled") or bonus <= 0 or not customer_ids:
+        return 0
+    expires = _lot_expiry(store, now)
+    given = 0
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        with _write_tx():
+            candidates = Customer.select(Customer.id).where(
+                Customer.id.in_(chunk) & (Customer.store == store.id)
+            )
+            if is_postgres():
+                # Serialise with another bulk credit of the same customers.
+                list(candidates.for_update())
+            already = PointsEntry.select(PointsEntry.customer).where(
+                PointsEntry.customer.in_(chunk) & (PointsEntry.dedupe_key == "signup")
+            )
+            new_ids = [c.id for c in candidates.where(Customer.id.not_in(already))]
+            if not new_ids:
+                continue
+            PointsEntry.insert_many(
+                [
+                    {
+                        "store": store.id,
+                        "customer": cid,
+                        "delta": bonus,
+                        "kind": "signup",
+                        "dedupe_key": "signup",
+                        "reason": "Sign-up bonus",
+                        "expires_at": expires,
+                        "at": now,
+                    }
+                    for cid in new_ids
+                ]
+            ).execute()
+            Customer.update(points=Customer.points + bonus).where(
+                Customer.id.in_(new_ids)
+            ).execute()
+            given += len(new_ids)
+    return given
+
+
 def multiplier_for(store: Store, at: datetime) -> tuple[int, str]:
     """The points multiplier on that instant's local day (member day, campaigns) and why."""
     day = at.astimezone(ZoneInfo(store.timezone)).date()
