@@ -21,7 +21,7 @@ import random
 import time
 from collections import Counter
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
@@ -259,7 +259,8 @@ def _backoff(attempts: int, retry_after: float | None) -> float:
 def _outgoing(message: Message, customer: Customer, store: Store, to: str) -> channels.Outgoing:
     template = {}
     if message.plan_id:
-        action = (message.plan.action or {}) if message.plan else {}
+        plan = Plan.get_or_none(Plan.id == message.plan_id)
+        action = (plan.action or {}) if plan else {}
         if action.get("template_name"):
             template["name"] = action["template_name"]
         if action.get("template_language"):
@@ -286,14 +287,90 @@ def _outgoing(message: Message, customer: Customer, store: Store, to: str) -> ch
     )
 
 
-def deliver(message_id: int, now: datetime) -> str:
+class _Batch:
+    """What a run of deliveries shares: stores, settings, adapters and consents, loaded once."""
+
+    def __init__(self, ids: list[int]):
+        self.messages = {m.id: m for m in Message.select().where(Message.id.in_(ids))}
+        customer_ids = list({m.customer_id for m in self.messages.values()})
+        self.customers = {c.id: c for c in Customer.select().where(Customer.id.in_(customer_ids))}
+        self.consents = {
+            (c.customer_id, c.channel)
+            for c in Consent.select(Consent.customer, Consent.channel).where(
+                Consent.customer.in_(customer_ids),
+                Consent.granted == True,  # noqa: E712
+            )
+        }
+        self.stores: dict[int, Store] = {}
+        self.settings: dict[tuple[int, str], tuple] = {}
+
+    def store(self, store_id: int) -> Store:
+        if store_id not in self.stores:
+            self.stores[store_id] = Store.get_by_id(store_id)
+        return self.stores[store_id]
+
+    def setting(self, store_id: int, channel: str) -> tuple:
+        key = (store_id, channel)
+        if key not in self.settings:
+            setting = channel_setting(store_id, channel)
+            usable = setting is not None and setting.enabled
+            self.settings[key] = (setting, adapter_for(setting) if usable else None)
+        return self.settings[key]
+
+    def consented(self, customer: Customer, channel: str) -> bool:
+        if channel in CONSENT_CHANNELS:
+            if channel in ("whatsapp", "sms") and customer.phone_flagged_at is not None:
+                return False
+            return (customer.id, channel) in self.consents
+        return any(cid == customer.id for cid, _ch in self.consents)
+
+
+def _table(model) -> str:
+    return f'"{model._meta.table_name}"'
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _mark_dispatched(message_id: int, now: datetime) -> None:
+    """The committed 'about to call the provider' marker (hand-written SQL: it is per message)."""
+    p = db.param
+    db.execute_sql(
+        f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, at) VALUES ({p}, {p}, {p})",
+        (message_id, "dispatch", _naive(now)),
+    )
+
+
+def _mark_sent(message_id: int, now: datetime, provider_id: str, to: str, detail) -> bool:
+    """sending → sent with its history row, in one transaction; False if a webhook was first."""
+    p = db.param
+    with db.atomic():
+        cursor = db.execute_sql(
+            f"UPDATE {_table(Message)} SET status = 'sent', sent_at = {p}, "
+            f"provider_message_id = {p}, to_address = {p}, error = '' "
+            f"WHERE id = {p} AND status = 'sending'",
+            (_naive(now), provider_id, to[:254], message_id),
+        )
+        moved = cursor.rowcount
+        if moved:
+            db.execute_sql(
+                f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, detail, at) "
+                f"VALUES ({p}, {p}, {p}, {p})",
+                (message_id, "sent", MessageStatusChange.detail.db_value(detail), _naive(now)),
+            )
+    return bool(moved)
+
+
+def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> str:
     """Send a message already claimed (status sending); answer the outcome."""
-    message = Message.get_or_none(Message.id == message_id)
+    batch = batch or _Batch([message_id])
+    message = batch.messages.get(message_id)
     if message is None or message.status != "sending":
         return "skipped"
-    customer = Customer.get_by_id(message.customer_id)
-    store = Store.get_by_id(message.store_id)
-    if not has_consent(customer, message.channel):
+    customer = batch.customers[message.customer_id]
+    store = batch.store(message.store_id)
+    if not batch.consented(customer, message.channel):
         _move(
             message.id,
             "suppressed",
@@ -303,13 +380,12 @@ def deliver(message_id: int, now: datetime) -> str:
             error="no consent at send time",
         )
         return "suppressed"
-    setting = channel_setting(store.id, message.channel)
-    if setting is None or not setting.enabled:
+    _setting, adapter = batch.setting(store.id, message.channel)
+    if adapter is None:
         reason = f"channel {message.channel} is not configured for this store"
         _move(message.id, "failed", now, ("sending",), {"reason": reason}, error=reason)
         notify_managers(store, f"Messages could not be sent: {reason}.", now)
         return "failed"
-    adapter = adapter_for(setting)
     to = message.to_address or adapter.address(customer)
     if not to:
         reason = f"no {message.channel} address"
@@ -317,7 +393,7 @@ def deliver(message_id: int, now: datetime) -> str:
         return "suppressed"
     outgoing = _outgoing(message, customer, store, to)
     # Committed before the call: reconcile can tell "never called" from "maybe delivered".
-    MessageStatusChange.create(message=message.id, status="dispatch", at=now)
+    _mark_dispatched(message.id, now)
     try:
         result = adapter.send(outgoing)
     except TransientError as exc:
@@ -350,16 +426,7 @@ def deliver(message_id: int, now: datetime) -> str:
         if not exc.flag:
             notify_managers(store, f"{message.channel} rejected a message: {error}", now)
         return "failed"
-    if not _move(
-        message.id,
-        "sent",
-        now,
-        ("sending",),
-        result.detail or None,
-        provider_message_id=result.provider_message_id,
-        to_address=to[:254],
-        error="",
-    ):
+    if not _mark_sent(message.id, now, result.provider_message_id, to, result.detail or None):
         # A status webhook got here first (it knew our key); keep its status, add the id.
         Message.update(provider_message_id=result.provider_message_id).where(
             Message.id == message.id
@@ -452,7 +519,6 @@ def quiet_hours_end(store: Store, now: datetime) -> datetime | None:
 
 
 def _local_instant(day: date, at: dtime, tz: ZoneInfo) -> datetime:
-    from datetime import UTC
 
     candidate = datetime.combine(day, at, tzinfo=tz)
     # A wall time skipped by a DST change does not exist; take the instant just after the gap.
@@ -574,13 +640,14 @@ def _claim_batch(
                 m.id
                 for m in query.order_by(Message.created_at, Message.id).limit(min(capacity, want))
             ]
+            p = db.param
+            claim_sql = (
+                f"UPDATE {_table(Message)} SET status = 'sending', sending_at = {p}, "
+                f"attempts = attempts + 1 WHERE id = {p} AND status = 'queued'"
+            )
+            at = _naive(now)
             for message_id in ids:
-                rows = (
-                    Message.update(status="sending", sending_at=now, attempts=Message.attempts + 1)
-                    .where(Message.id == message_id, Message.status == "queued")
-                    .execute()
-                )
-                if rows:
+                if db.execute_sql(claim_sql, (at, message_id)).rowcount:
                     claimed.append(message_id)
             if claimed:
                 MessageStatusChange.insert_many(
@@ -672,8 +739,11 @@ def send_due(now: datetime, limit: int = 10000, max_seconds: float = 50.0) -> di
                 continue
             claimed, wait = _claim_batch(store, channel, current, limit - summary["claimed"])
             summary["claimed"] += len(claimed)
-            for message_id in claimed:
-                summary[deliver(message_id, current)] += 1
+            for start in range(0, len(claimed), 500):
+                chunk = claimed[start : start + 500]
+                batch = _Batch(chunk)
+                for message_id in chunk:
+                    summary[deliver(message_id, current, batch)] += 1
             progressed = progressed or bool(claimed)
             if wait:
                 waits.append(wait)
