@@ -42,8 +42,7 @@ WHERE c.store_id = {p}
   AND EXISTS (SELECT 1 FROM customer_tag ct JOIN tag t ON t.id = ct.tag_id
               WHERE ct.customer_id = c.id AND t.store_id = {p} AND t.name = 'cosmetics')
   AND EXISTS (SELECT 1 FROM customer_card cc
-              WHERE cc.customer_id = c.id AND cc.store_id = {p}
-                AND cc.status = 'active' AND cc.balance <= 500)
+              WHERE cc.customer_id = c.id AND cc.status = 'active' AND cc.balance <= 500)
 """,
     "in": """
 SELECT COUNT(*) FROM customer c
@@ -67,7 +66,9 @@ def _raw_count(store_id: int, form: str) -> int:
     )
     until = BENCH_NOW.strftime("%Y-%m-%d %H:%M:%S")
     sql = RAW_SQL[form].format(p="%s" if is_postgres() else "?")
-    params = (store_id, since.strftime("%Y-%m-%d %H:%M:%S"), until, store_id, store_id)
+    params = [store_id, since.strftime("%Y-%m-%d %H:%M:%S"), until, store_id]
+    if form == "in":
+        params.append(store_id)
     return db.execute_sql(sql, params).fetchone()[0]
 
 

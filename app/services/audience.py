@@ -547,6 +547,14 @@ class _Compiler:
             return Customer.id.in_(query)
         return pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
 
+    def store_scope(self, column) -> list:
+        """The store filter for an `id IN (…)` list (a store-wide index range).
+
+        Correlated subqueries leave it out: the customer already fixes the store, and the
+        extra term could tempt SQLite into a store-wide index scan per customer.
+        """
+        return [column == self.store.id] if self.conjunctive else []
+
     def absent(self, query: pw.Select) -> pw.Expression:
         """The customer has no row in the subquery: NOT EXISTS (an anti-join; never NULL)."""
         return ~pw.fn.EXISTS(query.where(query.model.customer == Customer.id))
@@ -812,7 +820,6 @@ class _Compiler:
             query = EventItem.select(EventItem.customer).where(EventItem.sku.in_(sku_list))
             if days is not None:
                 query = query.join(Event).where(
-                    Event.store == self.store.id,
                     Event.occurred_at >= self.start_of(self.today - timedelta(days=days)),
                     Event.occurred_at <= self.now,
                 )
@@ -832,7 +839,6 @@ class _Compiler:
         if name == "visit_count":
             total = Visit.select(pw.fn.COUNT(Visit.id)).where(
                 Visit.customer == Customer.id,
-                Visit.store == self.store.id,
                 Visit.day >= first,
                 Visit.day <= self.today,
             )
@@ -844,7 +850,6 @@ class _Compiler:
             # ROUND and a NUMERIC cast keep the comparison numeric on SQLite too (no affinity).
             total = Event.select(pw.fn.ROUND(pw.fn.COALESCE(pw.fn.SUM(Event.amount), 0), 2)).where(
                 Event.customer == Customer.id,
-                Event.store == self.store.id,
                 Event.occurred_at >= self.start_of(first),
                 Event.occurred_at <= self.now,
             )
@@ -860,7 +865,7 @@ class _Compiler:
 
     def cards(self, conds: list[dict]) -> pw.Expression:
         """One card satisfies every card condition of the group (status 'active' by default)."""
-        predicates = [CustomerCard.store == self.store.id]
+        predicates = self.store_scope(CustomerCard.store)
         if not any(c["field"] == "cards.status" for c in conds):
             predicates.append(CustomerCard.status == "active")
         for cond in conds:
@@ -889,20 +894,21 @@ class _Compiler:
     def card_products(self, op: str, skus) -> pw.Expression:
         """Customer-level has_all / has_none over active cards' product SKUs."""
 
-        def holding(sku_list):
+        def holding(sku_list, scope):
             return (
                 CustomerCard.select(CustomerCard.customer)
                 .join(CardProduct)
                 .where(
-                    CustomerCard.store == self.store.id,
+                    *scope,
                     CustomerCard.status == "active",
                     CardProduct.sku.in_(sku_list),
                 )
             )
 
         if op == "has_all":
-            return _and([self.exists(holding([sku])) for sku in dict.fromkeys(skus)])
-        return self.absent(holding(skus))
+            scope = self.store_scope(CustomerCard.store)
+            return _and([self.exists(holding([sku], scope)) for sku in dict.fromkeys(skus)])
+        return self.absent(holding(skus, []))
 
     def reachable(self, channel: str) -> pw.Expression:
         """Consent granted, the address known and, for phone channels, the number not flagged."""
