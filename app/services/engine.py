@@ -651,7 +651,7 @@ def _rows(cfg, store, occ, pending, extra_columns):
         .where(pending)
         .order_by(Decision.id)
     )
-    rows = list(query.tuples())
+    rows = [(*r[:10], _instant(r[10]) if r[10] else None, *r[11:]) for r in _fetch(query)]
     card_ids = {int(r[2].split(":")[1]) for r in rows if r[2].startswith("card:")}
     cards = {}
     if card_ids:
@@ -761,11 +761,16 @@ def _create_messages(cfg, store, occ, action, pending, now) -> int:
         return Decision.update(outcome="message", updated_at=now).where(done).execute()
 
 
+def _fetch(query) -> list[tuple]:
+    """Rows straight from the driver (peewee's per-row conversion is too slow at 100,000)."""
+    return db.execute_sql(*query.sql()).fetchall()
+
+
 def _still_pending(pending, rows) -> set:
     """Ids of the fetched decisions nobody else has settled meanwhile (read under the lock)."""
     ids = [r[0] for r in rows]
     query = Decision.select(Decision.id).where(pending & Decision.id.between(min(ids), max(ids)))
-    return {did for (did,) in query.tuples()}
+    return {did for (did,) in _fetch(query)}
 
 
 def _create_followups(cfg, store, occ, action, pending, now) -> int:
@@ -822,38 +827,54 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
         merged = [(r, text) for r, text in merged if r[0] in still]
         rendered = [(r, text) for r, text in rendered if r[0] in still]
         bulk_insert(FollowUp, new)
-        open_by_customer = dict(
-            FollowUp.select(FollowUp.open_customer, FollowUp.id)
-            .where(FollowUp.open_customer.in_(Decision.select(Decision.customer).where(pending)))
-            .tuples()
+        if cfg.template == "second_visit":
+            text = pw.Case(
+                None,
+                [
+                    (
+                        Customer.source.is_null(False) & (Customer.source != ""),
+                        _concat(f"{cfg.name} · ", Customer.source),
+                    )
+                ],
+                cfg.name or "",
+            )
+        else:
+            text = pw.Value((cfg.name or "")[:300])
+        reasons = (
+            Decision.select(
+                FollowUp.id,
+                Decision.plan,
+                Decision.occurrence,
+                Decision.id,
+                text,
+                FollowUp.script,
+                _when(now),
+            )
+            .join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
+            .join(Customer, on=(Customer.id == Decision.customer))
+            .where(pending)
         )
-        reasons = []
-        for row, script in rendered:
-            fid = open_by_customer.get(row[1])
-            if fid:
-                reasons.append(
-                    {
-                        "followup": fid,
-                        "plan": cfg.id,
-                        "occurrence": occ.id,
-                        "decision": row[0],
-                        "text": _reason_text(cfg, row),
-                        "script": script,
-                        "created_at": now,
-                    }
-                )
-        if reasons:
-            bulk_insert(FollowUpReason, reasons)
+        FollowUpReason.insert_from(
+            reasons,
+            [
+                FollowUpReason.followup,
+                FollowUpReason.plan,
+                FollowUpReason.occurrence,
+                FollowUpReason.decision,
+                FollowUpReason.text,
+                FollowUpReason.script,
+                FollowUpReason.created_at,
+            ],
+        ).on_conflict_ignore().as_rowcount().execute()
         for row, script in merged:
-            fid = open_by_customer.get(row[1])
-            if fid:
-                # A second reason joins the open follow-up: both scripts are shown.
-                FollowUp.update(
-                    script=pw.NodeList(
-                        (FollowUp.script, pw.SQL("||"), pw.Value("\n\n— " + script)), glue=" "
-                    ),
-                    updated_at=now,
-                ).where(FollowUp.id == fid).execute()
+            # A second reason joins the open follow-up: both scripts are shown.
+            FollowUpReason.update(script=script).where(FollowUpReason.decision == row[0]).execute()
+            FollowUp.update(
+                script=pw.NodeList(
+                    (FollowUp.script, pw.SQL("||"), pw.Value("\n\n— " + script)), glue=" "
+                ),
+                updated_at=now,
+            ).where(FollowUp.open_customer == row[1]).execute()
         made = pw.fn.EXISTS(
             FollowUpReason.select(FollowUpReason.id).where(FollowUpReason.decision == Decision.id)
         )
