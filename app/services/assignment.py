@@ -77,17 +77,15 @@ def _rule_exprs(customer_id, store: Store, day: date):
     return assignee, rule
 
 
-def assignees(store: Store, customer_ids: list[int], day: date) -> dict[int, tuple]:
-    """customer id → (staff id or None, rule) for a batch of customers, in one query.
+def assignees(store: Store, customer_ids, day: date) -> dict[int, tuple]:
+    """customer id → (staff id, rule) for a batch (a list or a subquery of ids), in one query.
 
     Each subquery runs once per customer: an inner SELECT computes them and the outer one
     picks the first that answered.
     """
-    if not customer_ids:
-        return {}
     parts = _parts(Customer.id, store, day)
     if parts is None:
-        return {cid: (None, "manager_queue") for cid in customer_ids}
+        return {}
     assigned, last_served, round_robin = parts
     inner = Customer.select(
         Customer.id.alias("cid"),
