@@ -91,9 +91,8 @@ def _prepare(store_id: int, mine: int, backlog: int) -> None:
                 updated_at=BENCH_NOW,
             )
         )
-    with db.atomic():
-        for i in range(0, len(rows), 5000):
-            FollowUp.insert_many(rows[i : i + 5000]).execute()
+    for i in range(0, len(rows), 1000):
+        FollowUp.insert_many(rows[i : i + 1000]).execute()
 
 
 def main() -> None:
@@ -109,7 +108,7 @@ def main() -> None:
     app = create_app(
         {"DATABASE": db.obj, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False, "TESTING": True}
     )
-    with db.obj.connection_context():
+    with db.obj.connection_context(), db.atomic():
         _prepare(store_id, 200, args.backlog)
     client = app.test_client()
     resp = client.post("/login", data={"email": EMAIL, "password": PASSWORD})

@@ -114,15 +114,17 @@ def _today_context(now: datetime) -> dict:
     ctx = {
         "flt": flt,
         "counts": service.today_counts(flt, now),
-        "pages": {grp: service.today_page(flt, grp, now) for grp in service.GROUPS},
+        "pages": {grp: service.today_page(flt, grp, now, decorate=False) for grp in service.GROUPS},
         "plans": service.plans_with_open_work(flt),
         "queue": None,
         "labels": _outcome_labels(),
     }
     if current_user.role in ("manager", "owner"):
         qflt = _filter(queue=True)
-        ctx["queue"] = service.today_page(qflt, "all", now, limit=service.PAGE_SIZE)
+        ctx["queue"] = service.today_page(qflt, "all", now, decorate=False)
         ctx["queue_count"] = sum(service.today_counts(qflt, now).values())
+    pages = [*ctx["pages"].values(), ctx["queue"] or service.TodayPage()]
+    service.decorate_rows([f for page in pages for f in page.rows], now)
     return ctx
 
 

@@ -183,12 +183,41 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
 
 
+# Only what a Today row shows: fewer columns to fetch and to turn into models.
+ROW_COLUMNS = (
+    FollowUp.id,
+    FollowUp.store,
+    FollowUp.customer,
+    FollowUp.plan,
+    FollowUp.assignee,
+    FollowUp.status,
+    FollowUp.due_at,
+    FollowUp.variant,
+    FollowUp.attempts,
+    Customer.id,
+    Customer.name,
+    Customer.phone,
+    Customer.source,
+    Customer.birthday,
+    Customer.points,
+    Customer.last_visit_at,
+    Plan.id,
+    Plan.name,
+    Plan.template,
+)
+
+
 def today_page(
-    flt: TodayFilter, group: str, now: datetime, cursor: str | None = None, limit: int = PAGE_SIZE
+    flt: TodayFilter,
+    group: str,
+    now: datetime,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE,
+    decorate: bool = True,
 ) -> TodayPage:
     """One page of a group, ordered by due time, continuing after `cursor` (keyset)."""
     start, end = group_bounds(flt.store, now)
-    query = _open_query(flt).select(FollowUp, Customer, Plan).join(Plan, JOIN.LEFT_OUTER)
+    query = _open_query(flt).select(*ROW_COLUMNS).join(Plan, JOIN.LEFT_OUTER)
     if group == "all":
         pass
     elif group == "overdue":
@@ -206,7 +235,8 @@ def today_page(
     rows = list(query.order_by(FollowUp.due_at, FollowUp.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    decorate_rows(rows, now)
+    if decorate:
+        decorate_rows(rows, now)
     return TodayPage(rows=rows, cursor=_encode_cursor(rows[-1]) if more and rows else None)
 
 
@@ -224,7 +254,13 @@ def decorate_rows(rows: list[FollowUp], now: datetime) -> None:
     customer_ids = list({f.customer_id for f in rows})
     cards: dict[int, list[CustomerCard]] = {}
     for card in (
-        CustomerCard.select(CustomerCard)
+        CustomerCard.select(
+            CustomerCard.id,
+            CustomerCard.customer,
+            CustomerCard.balance,
+            CustomerCard.remaining_uses,
+            CustomerCard.expires_on,
+        )
         .where(CustomerCard.customer.in_(customer_ids), CustomerCard.status == "active")
         .order_by(CustomerCard.id)
     ):
