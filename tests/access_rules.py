@@ -205,7 +205,7 @@ ACCESS.update(
             (
                 "POST",
                 lambda w: f"/followups/{w.followup_a.id}/undo",
-                dict(anon=R, employee_a=409, manager_b=404, owner=409),
+                dict(anon=R, employee_a=422, manager_b=404, owner=422),
             ),
         ],
         "followups.snooze": [

@@ -188,7 +188,7 @@ def test_undo_brings_the_followup_back(app, shop):
     assert FollowUp.get_by_id(f.id).status == "open"
     assert Customer.get_by_id(customer.id).phone_flagged_at is None
     again = client.post(f"/followups/{f.id}/undo", headers=HX)
-    assert again.status_code == 409
+    assert again.status_code == 422 and "There is nothing to undo." in again.get_data(as_text=True)
 
 
 def test_double_tap_on_an_outcome_logs_once(app, shop):

@@ -339,7 +339,7 @@ def log(followup_id: int):
         if last is not None and service.can_undo(f, current_user.staff, now):
             return _finish_log(f, last)
         return _render_card(
-            f, 409, {"outcome": _("This follow-up changed. Please check it again.")}
+            f, 422, {"outcome": _("This follow-up changed. Please check it again.")}
         )
     outcome = form.get("outcome", "")
     errors: dict[str, str] = {}
@@ -394,7 +394,7 @@ def undo(followup_id: int):
     try:
         result = service.undo_last_log(f, current_user.staff, clock.now())
     except service.FollowUpError as exc:
-        return _render_card(f, 409, {"outcome": _error(exc)})
+        return _render_card(f, 422, {"outcome": _error(exc)})
     f = FollowUp.get_by_id(f.id)
     note = (
         _("Undone. The appointment that was recorded stays in the client's history.")
