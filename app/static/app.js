@@ -26,3 +26,10 @@ document.addEventListener("htmx:load", function (e) {
     setTimeout(function () { if (el.isConnected) el.remove(); }, Number(el.dataset.expire) * 1000);
   });
 });
+// Staff app: the contact button tapped last is the channel the outcome is logged with.
+document.addEventListener("click", function (e) {
+  var link = e.target.closest("[data-channel]");
+  var card = link && link.closest(".fu-card");
+  var field = card && card.querySelector("form.outcome input[name=channel]");
+  if (field) field.value = link.dataset.channel;
+});

@@ -54,6 +54,13 @@ def phone(browser, live_server):
         permissions=["clipboard-read", "clipboard-write"],
         locale="en-GB",
     )
+    # The browser may reach the live server only (wa.me, line.me… are aborted, never fetched).
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(live_server) else route.abort()
+        ),
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from app import clock
-from app.models import CustomerCard, Event, FollowUp, FollowUpReason, Plan
+from app.models import ContactLog, CustomerCard, Event, FollowUp, FollowUpReason, Plan
 from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
@@ -101,7 +101,11 @@ def test_employee_logs_no_answer_undoes_then_books_from_today(phone, salon, shoo
     assert FollowUp.get_by_id(f.id).attempts == 0
     assert page.evaluate("window.__noReload") is True
 
-    # Booked with a date: "Booked…" then the date, then "Save booking".
+    # Booked with a date: "Booked…" then the date, then "Save booking". The LINE button
+    # tapped first makes LINE the logged channel.
+    with page.context.expect_page() as popup:
+        card.locator("a[data-channel=line]").click()
+    popup.value.close()
     day = (clock.now() + timedelta(days=3)).date().isoformat()
     card.locator("details.booked > summary").click()
     card.locator("input[name=appointment_date]").fill(day)
@@ -111,6 +115,7 @@ def test_employee_logs_no_answer_undoes_then_books_from_today(phone, salon, shoo
     assert "Booked" in strip.inner_text()
     page.wait_for_function("document.querySelector('#count-overdue').textContent.trim() === '0'")
     assert FollowUp.get_by_id(f.id).outcome == "booked"
+    assert ContactLog.get(ContactLog.followup == f.id).channel == "line"
     assert Event.get(Event.customer == xiaohong.id).type == "appointment_booked"
 
     # The strip goes away by itself; a fresh Today no longer lists the follow-up.
