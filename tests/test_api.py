@@ -577,3 +577,19 @@ def test_customer_list_items_match_the_single_customer_form(api_a, world):
     everyone = api_a.get("/api/v1/customers").get_json()["items"]
     for item in everyone:
         assert item == api_a.get(f"/api/v1/customers/{item['id']}").get_json()
+
+
+def test_ids_beyond_any_column_are_not_found_not_a_crash(api_a, world, quiet_engine):
+    assert_problem(api_a.get("/api/v1/customers/9223372036854775808"), 404)
+    assert_problem(api_a.get("/api/v1/plans/2147483648"), 404)
+    resp = api_a.post(
+        "/api/v1/events",
+        json={
+            "external_id": "BIG-1",
+            "type": "card_used",
+            "customer": {"id": world.customer_a.id},
+            "occurred_at": "2026-11-20",
+            "card": {"id": 9223372036854775808, "uses": 1},
+        },
+    )
+    assert_problem(resp, 422, "card")

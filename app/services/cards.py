@@ -129,9 +129,12 @@ def find_card(store: Store, ref) -> CustomerCard | None:
     query = CustomerCard.select().where(CustomerCard.store == store.id)
     if ref.get("id") not in (None, ""):
         try:
-            return query.where(CustomerCard.id == int(str(ref["id"]).strip())).first()
+            card_id = int(str(ref["id"]).strip())
         except ValueError:
             return None
+        if not 0 < card_id <= 2_147_483_647:  # beyond any id column: no such card
+            return None
+        return query.where(CustomerCard.id == card_id).first()
     if ref.get("external_id") not in (None, ""):
         return query.where(CustomerCard.external_id == str(ref["external_id"]).strip()).first()
     return None
