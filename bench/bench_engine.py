@@ -25,7 +25,6 @@ import peewee as pw  # noqa: E402
 
 from app.db import db, is_postgres  # noqa: E402
 from app.models import (  # noqa: E402
-    Customer,
     Decision,
     Enrollment,
     FollowUp,
@@ -143,6 +142,12 @@ def main() -> None:
         seconds, again = _timed(lambda: engine.run_occurrence(occ, at))
         report["rerun_s"] = round(seconds, 2)
         report["rerun_rows_added"] = again + (Decision.select().count() - before)
+        # As after a crash: the occurrence is still marked running, so every batch is redone.
+        Occurrence.update(status="running").where(Occurrence.id == occ.id).execute()
+        occ.status = "running"
+        seconds, again = _timed(lambda: engine.run_occurrence(occ, at))
+        report["forced_regeneration_s"] = round(seconds, 2)
+        report["forced_regeneration_rows_added"] = again + (Decision.select().count() - before)
         Plan.update(next_run_at=at + timedelta(days=1)).where(Plan.store == store.id).execute()
         timings = []
         for _ in range(7):

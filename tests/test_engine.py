@@ -52,6 +52,7 @@ def test_crashed_run_rerun_produces_exactly_the_full_set(app, monkeypatch):
     crowd(store, 25)
     daily(store)
     monkeypatch.setattr(engine, "BATCH", 4)
+    monkeypatch.setattr(engine, "BATCH_POSTGRES", 4)
     real = engine.process_pending
     calls = {"n": 0}
 

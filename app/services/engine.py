@@ -43,6 +43,7 @@ from app.services import assignment, schedule, scripts, templates
 log = logging.getLogger(__name__)
 
 BATCH = 5000  # rows per transaction: keeps SQLite writers from waiting behind a big occurrence
+BATCH_POSTGRES = 20000  # PostgreSQL writers do not queue behind each other: fewer, larger batches
 MAX_MISSED = 400
 CHANNEL_ORDER = ("whatsapp", "line", "sms", "email")
 _ADDRESS = {"whatsapp": "phone", "sms": "phone", "line": "line_id", "email": "email"}
@@ -55,8 +56,22 @@ REPEAT_HORIZON_DAYS = 730
 def _tx():
     """A write transaction; on SQLite taken IMMEDIATE so writers queue instead of failing."""
     if is_postgres():
-        return db.atomic()
+        return _PostgresTx()
     return db.atomic(lock_type="IMMEDIATE")
+
+
+class _PostgresTx:
+    """A transaction that does not wait for its WAL flush: everything the engine writes is
+    derived and unique-keyed, so a commit lost in a crash is simply made again by the next tick."""
+
+    def __enter__(self):
+        self.atomic = db.atomic()
+        self.atomic.__enter__()
+        db.execute_sql("SET LOCAL synchronous_commit TO OFF")
+        return self
+
+    def __exit__(self, *exc):
+        return self.atomic.__exit__(*exc)
 
 
 def _plus_days(expr, days: int):
@@ -522,14 +537,24 @@ def _channel_expr(action: dict):
     return pw.Case(None, whens, None), channels
 
 
-def process_pending(cfg, store: Store, occ: Occurrence, now: datetime, lo=None, hi=None) -> Counter:
-    """Turn the occurrence's pending decisions into follow-ups, messages or why-logged skips."""
+def _pending(occ: Occurrence, lo=None, hi=None):
     pending = (Decision.occurrence == occ.id) & (Decision.outcome == "pending")
     if lo is not None:
         pending &= (Decision.customer >= lo) & (Decision.customer <= hi)
-    with _tx():
-        _lock_occurrence(occ.id)
-        counts = _screen(cfg, store, occ, pending, now)
+    return pending
+
+
+def process_pending(
+    cfg, store: Store, occ: Occurrence, now: datetime, lo=None, hi=None, screened=None
+) -> Counter:
+    """Turn the occurrence's pending decisions into follow-ups, messages or why-logged skips."""
+    pending = _pending(occ, lo, hi)
+    if screened is None:
+        with _tx():
+            _lock_occurrence(occ.id)
+            counts = _screen(cfg, store, occ, pending, now)
+    else:
+        counts = screened
     if (occ.detail or {}).get("mode") == "baseline":
         return counts
     # Scripts are rendered outside the write transaction, so staff writes never queue behind it.
@@ -970,17 +995,22 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
     plan = Plan.get_by_id(occ.plan_id)
     store = Store.get_by_id(plan.store_id)
     cfg = config(plan, occ.version)
+    if occ.status in ("done", "missed"):
+        # Its decisions were all made; only finish any a dead worker left pending.
+        totals.update(process_pending(cfg, store, occ, now))
+        return
     Occurrence.update(status="running", started_at=now).where(
         (Occurrence.id == occ.id) & (Occurrence.status.in_(("pending", "running")))
     ).execute()
-    for lo, hi in _id_ranges(store.id, BATCH):
+    for lo, hi in _id_ranges(store.id, BATCH_POSTGRES if is_postgres() else BATCH):
         with _tx():
             _lock_occurrence(occ.id)
             query = candidates(cfg, store, occ, now).where(
                 (Customer.id >= lo) & (Customer.id <= hi)
             )
             _insert_decisions(cfg, store, occ, query, now)
-        totals.update(process_pending(cfg, store, occ, now, lo, hi))
+            screened = _screen(cfg, store, occ, _pending(occ, lo, hi), now)
+        totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
     made = (
         Decision.select(pw.fn.COUNT(Decision.id))
         .where((Decision.occurrence == occ.id) & Decision.outcome.in_(("followup", "message")))
