@@ -602,18 +602,8 @@ class CustomerBatch:
             rows = [dict(d.row, store=store_id, created_at=now, updated_at=now) for d in new]
             for start in range(0, len(rows), 500):
                 bulk_insert(Customer, rows[start : start + 500])
-            ids = {}
             phones = [d.row["phone"] for d in new]
-            for start in range(0, len(phones), 500):
-                for cid, phone in (
-                    Customer.select(Customer.id, Customer.phone)
-                    .where(
-                        (Customer.store == store_id)
-                        & Customer.phone.in_(phones[start : start + 500])
-                    )
-                    .tuples()
-                ):
-                    ids[phone] = cid
+            ids = {row["phone"]: row["id"] for row in _customers_by_keys(store_id, phones, [])}
             for d in new:
                 d.id = ids[d.row["phone"]]
         links, attrs, removed, consents = [], [], [], []
