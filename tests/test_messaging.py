@@ -60,6 +60,8 @@ def test_sending_a_queued_message_walks_the_state_machine(app, wa):
     assert message.sending_at == NOW and message.sent_at == NOW
     assert message.provider_message_id.startswith("wamid.")
     assert history(message) == ["sending", "dispatch", "sent"]
+    dispatch = message.history.where(MessageStatusChange.status == "dispatch").get()
+    assert dispatch.detail == {"channel": "whatsapp"}
     body = wa.sent()[0]
     assert body["to"] == "60123456789"
     assert body["template"]["name"] == "member_day_reminder"

@@ -16,6 +16,7 @@ webhook (WhatsApp echoes our key in biz_opaque_callback_data) still moves it to
 sent / delivered / read.
 """
 
+import json
 import logging
 import random
 import time
@@ -336,12 +337,16 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _mark_dispatched(message_id: int, now: datetime) -> None:
-    """The committed 'about to call the provider' marker (hand-written SQL: it is per message)."""
+def _mark_dispatched(message_id: int, channel: str, now: datetime) -> None:
+    """The committed 'about to call the provider' marker, recording the channel used.
+
+    Hand-written SQL: it runs once per message on the hot path.
+    """
     p = db.param
     db.execute_sql(
-        f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, at) VALUES ({p}, {p}, {p})",
-        (message_id, "dispatch", _naive(now)),
+        f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, detail, at) "
+        f"VALUES ({p}, {p}, {p}, {p})",
+        (message_id, "dispatch", json.dumps({"channel": channel}), _naive(now)),
     )
 
 
@@ -396,7 +401,7 @@ def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> st
         return "suppressed"
     outgoing = _outgoing(message, customer, store, to)
     # Committed before the call: reconcile can tell "never called" from "maybe delivered".
-    _mark_dispatched(message.id, now)
+    _mark_dispatched(message.id, message.channel, now)
     try:
         result = adapter.send(outgoing)
     except TransientError as exc:
