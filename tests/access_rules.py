@@ -60,6 +60,87 @@ ACCESS = {
     "plans.index": [
         ("GET", lambda w: "/plans", dict(anon=R, employee_a=403, manager_b=200, owner=200))
     ],
+    "plans.new": [
+        ("GET", lambda w: "/plans/new", dict(anon=R, employee_a=403, manager_b=200, owner=200)),
+        (
+            "GET",
+            lambda w: "/plans/new?template=card_expiry",
+            dict(anon=R, employee_a=403, manager_b=200, owner=200),
+        ),
+        (
+            "POST",
+            lambda w: "/plans/new?template=card_expiry",
+            dict(anon=R, employee_a=403, manager_b=422, owner=422),
+            lambda w: {"name": "", "action_kind": "followup"},
+        ),
+    ],
+    "plans.edit": [
+        (
+            "GET",
+            lambda w: f"/plans/{w.plan_a.id}/edit",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+        ),
+        (
+            "POST",
+            lambda w: f"/plans/{w.plan_a.id}/edit",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+            lambda w: {"builder": "add:r", "name": "x"},
+        ),
+    ],
+    "plans.show": [
+        (
+            "GET",
+            lambda w: f"/plans/{w.plan_a.id}",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+        )
+    ],
+    "plans.activate": [
+        (
+            "GET",
+            lambda w: f"/plans/{w.plan_a.id}/activate",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+        )
+    ],
+    "plans.set_status": [
+        (
+            "POST",
+            lambda w: f"/plans/{w.plan_a.id}/status",
+            dict(anon=R, employee_a=403, manager_b=404, owner=303),
+            lambda w: {"status": "paused"},
+        )
+    ],
+    "plans.builder": [
+        (
+            "POST",
+            lambda w: "/plans/audience",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+            lambda w: {"plan_id": w.plan_a.id, "builder": "add:r"},
+        )
+    ],
+    "plans.audience_count": [
+        (
+            "POST",
+            lambda w: "/plans/audience-count",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+            lambda w: {"plan_id": w.plan_a.id},
+        )
+    ],
+    "plans.preview": [
+        (
+            "POST",
+            lambda w: "/plans/preview",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+            lambda w: {"plan_id": w.plan_a.id, "name": "x", "action_kind": "followup"},
+        )
+    ],
+    "plans.script_preview": [
+        (
+            "POST",
+            lambda w: "/plans/script-preview",
+            dict(anon=R, employee_a=403, manager_b=404, owner=200),
+            lambda w: {"plan_id": w.plan_a.id, "script": "Hi {name}"},
+        )
+    ],
     "dashboard.index": [
         ("GET", lambda w: "/dashboard", dict(anon=R, employee_a=403, manager_b=200, owner=200))
     ],

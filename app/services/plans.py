@@ -5,7 +5,17 @@ from decimal import Decimal
 
 import peewee as pw
 
-from app.models import Customer, Decision, Occurrence, Plan, PlanVersion, Store
+from app.models import (
+    ChannelSetting,
+    Customer,
+    Decision,
+    FollowUp,
+    Message,
+    Occurrence,
+    Plan,
+    PlanVersion,
+    Store,
+)
 from app.models.events import EVENT_TYPES
 from app.services import engine, schedule, scripts, templates
 from app.services.validation import Errors, ValidationError, parse_datetime
@@ -527,3 +537,181 @@ def plan_dict(plan: Plan) -> dict:
         "activated_at": plan.activated_at.isoformat() if plan.activated_at else None,
         "created_at": plan.created_at.isoformat() if plan.created_at else None,
     }
+
+
+# ---------------------------------------------------------------- manager console helpers
+
+
+def draft_plan(store: Store, data: dict, plan: Plan | None = None) -> Plan:
+    """An unsaved Plan built from a form body (validated), for counts, previews and forecasts."""
+    base = None
+    if plan is not None:
+        base = _snapshot(plan)
+        base["holdout_percent"] = plan.holdout_percent
+        base["status"] = plan.status
+    fields = _normalise(store, data, base)
+    fields.pop("status")
+    draft = Plan(store=store.id, status="draft", version=plan.version if plan else 1, **fields)
+    if plan is not None:
+        draft.id = plan.id
+        draft.activated_at = plan.activated_at
+    return draft
+
+
+def list_stats(store_ids: list[int], now: datetime) -> dict[int, dict]:
+    """Per plan of the stores: open / done / overdue follow-ups, messages sent, return rate."""
+    from app.services import reports
+
+    stats: dict[int, dict] = {}
+
+    def entry(plan_id: int) -> dict:
+        return stats.setdefault(
+            plan_id,
+            {"open": 0, "done": 0, "overdue": 0, "sent": 0, "contacted": 0, "returned": 0},
+        )
+
+    is_open = FollowUp.status == "open"
+    followups = (
+        FollowUp.select(
+            FollowUp.plan,
+            pw.fn.SUM(pw.Case(None, [(is_open, 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(FollowUp.status == "done", 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(is_open & (FollowUp.due_at < now), 1)], 0)),
+            pw.fn.SUM(
+                pw.Case(
+                    None,
+                    [
+                        (
+                            (FollowUp.status == "done")
+                            & reports._returned(
+                                FollowUp.completed_at, FollowUp.customer, Plan.window_days
+                            ),
+                            1,
+                        )
+                    ],
+                    0,
+                )
+            ),
+        )
+        .join(Plan, on=(FollowUp.plan == Plan.id))
+        .where(Plan.store.in_(store_ids))
+        .group_by(FollowUp.plan)
+    )
+    for plan_id, open_, done, overdue, returned in followups.tuples():
+        row = entry(plan_id)
+        row.update(open=int(open_ or 0), done=int(done or 0), overdue=int(overdue or 0))
+        row["contacted"] += int(done or 0)
+        row["returned"] += int(returned or 0)
+    sent_ok = Message.status.in_(reports.SENT_STATUSES)
+    messages = (
+        Message.select(
+            Message.plan,
+            pw.fn.SUM(pw.Case(None, [(sent_ok, 1)], 0)),
+            pw.fn.SUM(
+                pw.Case(
+                    None,
+                    [
+                        (
+                            sent_ok
+                            & reports._returned(
+                                Message.sent_at, Message.customer, Plan.window_days
+                            ),
+                            1,
+                        )
+                    ],
+                    0,
+                )
+            ),
+        )
+        .join(Plan, on=(Message.plan == Plan.id))
+        .where(Plan.store.in_(store_ids))
+        .group_by(Message.plan)
+    )
+    for plan_id, sent, returned in messages.tuples():
+        row = entry(plan_id)
+        row["sent"] = int(sent or 0)
+        row["contacted"] += int(sent or 0)
+        row["returned"] += int(returned or 0)
+    for row in stats.values():
+        row["return_rate"] = row["returned"] / row["contacted"] if row["contacted"] else None
+    return stats
+
+
+def decision_summary(plan: Plan) -> list[dict]:
+    """Decisions of a plan counted by outcome and reason, most frequent first."""
+    query = (
+        Decision.select(Decision.outcome, Decision.reason, pw.fn.COUNT(Decision.id).alias("n"))
+        .where(Decision.plan == plan.id)
+        .group_by(Decision.outcome, Decision.reason)
+        .order_by(pw.fn.COUNT(Decision.id).desc(), Decision.outcome)
+    )
+    return [{"outcome": o, "reason": r, "count": int(n)} for o, r, n in query.tuples()]
+
+
+def variant_stats(plan: Plan) -> list[dict]:
+    """Per A/B variant: contacts, completed, reached (outcome or read), and returns in the window."""
+    from app.services import reports
+
+    out: dict[str, dict] = {}
+
+    def entry(variant: str) -> dict:
+        return out.setdefault(
+            variant, {"variant": variant, "contacts": 0, "done": 0, "reached": 0, "returned": 0}
+        )
+
+    done = FollowUp.status == "done"
+    reached = FollowUp.outcome.in_(("reached", "booked"))
+    returned = done & reports._returned(FollowUp.completed_at, FollowUp.customer, Plan.window_days)
+    rows = (
+        FollowUp.select(
+            FollowUp.variant,
+            pw.fn.COUNT(FollowUp.id),
+            pw.fn.SUM(pw.Case(None, [(done, 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(reached, 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(returned, 1)], 0)),
+        )
+        .join(Plan, on=(FollowUp.plan == Plan.id))
+        .where((FollowUp.plan == plan.id) & (FollowUp.variant != ""))
+        .group_by(FollowUp.variant)
+    )
+    for variant, n, d, r, back in rows.tuples():
+        row = entry(variant)
+        row["contacts"] += int(n)
+        row["done"] += int(d or 0)
+        row["reached"] += int(r or 0)
+        row["returned"] += int(back or 0)
+    sent = Message.status.in_(reports.SENT_STATUSES)
+    read = Message.status == "read"
+    back = sent & reports._returned(Message.sent_at, Message.customer, Plan.window_days)
+    rows = (
+        Message.select(
+            Message.variant,
+            pw.fn.COUNT(Message.id),
+            pw.fn.SUM(pw.Case(None, [(sent, 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(read, 1)], 0)),
+            pw.fn.SUM(pw.Case(None, [(back, 1)], 0)),
+        )
+        .join(Plan, on=(Message.plan == Plan.id))
+        .where((Message.plan == plan.id) & (Message.variant != ""))
+        .group_by(Message.variant)
+    )
+    for variant, n, s, r, b in rows.tuples():
+        row = entry(variant)
+        row["contacts"] += int(n)
+        row["done"] += int(s or 0)
+        row["reached"] += int(r or 0)
+        row["returned"] += int(b or 0)
+    for row in out.values():
+        base = row["done"] or 0
+        row["done_rate"] = row["done"] / row["contacts"] if row["contacts"] else None
+        row["reached_rate"] = row["reached"] / base if base else None
+        row["return_rate"] = row["returned"] / base if base else None
+    return [out[k] for k in sorted(out)]
+
+
+def channel_prices(store: Store) -> dict[str, Decimal]:
+    """The store's per-message price of each configured channel."""
+    query = ChannelSetting.select(ChannelSetting.channel, ChannelSetting.price).where(
+        ChannelSetting.store == store.id
+    )
+    return {channel: Decimal(price or 0) for channel, price in query.tuples()}
