@@ -8,9 +8,7 @@ from app.services import scripts
 
 def test_known_variables_are_filled_and_money_uses_store_currency():
     ctx = {"first_name": "Siti", "balance": Decimal("500"), "_currency": "MYR"}
-    assert (
-        scripts.render("Hi {first_name}, {balance} left", ctx, "en") == "Hi Siti, MYR500.00 left"
-    )
+    assert scripts.render("Hi {first_name}, {balance} left", ctx, "en") == "Hi Siti, MYR500.00 left"
 
 
 def test_unknown_placeholder_stays_visible_and_missing_value_renders_empty():
