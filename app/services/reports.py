@@ -1,12 +1,29 @@
 """Reports: what plans and staff did in a period, and who came back afterwards (set-based SQL)."""
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import peewee as pw
 from peewee import SQL, fn
 
-from app.db import is_postgres
-from app.models import ContactLog, FollowUp, Message, Plan, Staff, Store, Visit
+from app.db import db, is_postgres
+from app.models import (
+    CardProduct,
+    ContactLog,
+    Customer,
+    CustomerCard,
+    Decision,
+    Event,
+    FollowUp,
+    Message,
+    Occurrence,
+    Plan,
+    Staff,
+    Store,
+    Visit,
+)
+from app.services import schedule
 
 SENT_STATUSES = ("sent", "delivered", "read")
 DELIVERED_STATUSES = ("delivered", "read")
@@ -209,4 +226,342 @@ def summary(store: Store, start: datetime, end: datetime, now: datetime) -> dict
         "plans": plans,
         "staff": people,
         "totals": totals,
+    }
+
+
+# --- the manager's dashboard ------------------------------------------------------------------
+
+CONTACTED = ("followup", "message")
+MIN_LIFT_GROUP = 20  # fewer decisions than this on either side: "not enough data yet"
+RISK_DAYS = (30, 60, 90)
+
+
+def _between(column, start: datetime, end: datetime):
+    return (column >= start) & (column < end)
+
+
+def _sum_if(condition):
+    return fn.COALESCE(fn.SUM(pw.Case(None, [(condition, 1)], 0)), 0)
+
+
+def _visit_window(contact_at, customer, days_column):
+    """Visits of the customer after the contact and within the plan's window."""
+    after = Visit.first_at > contact_at
+    if is_postgres():
+        within = Visit.first_at <= _window_end(contact_at, days_column)
+    else:
+        within = fn.datetime(Visit.first_at) <= _window_end(contact_at, days_column)
+    return (Visit.customer == customer) & after & within
+
+
+def _booked_window(contact_at, customer, days_column):
+    """Bookings made by the customer after the contact and within the plan's window."""
+    after = Event.occurred_at > contact_at
+    if is_postgres():
+        within = Event.occurred_at <= _window_end(contact_at, days_column)
+    else:
+        within = fn.datetime(Event.occurred_at) <= _window_end(contact_at, days_column)
+    return (Event.customer == customer) & (Event.type == "appointment_booked") & after & within
+
+
+def _return_columns(contact_at, customer, days_column):
+    """(returned 0/1, revenue) expressions for one contact, as correlated subqueries."""
+    visited = fn.EXISTS(
+        Visit.select(SQL("1")).where(_visit_window(contact_at, customer, days_column))
+    )
+    booked = fn.EXISTS(
+        Event.select(SQL("1")).where(_booked_window(contact_at, customer, days_column))
+    )
+    returned = pw.Case(None, [(visited | booked, 1)], 0)
+    revenue = Visit.select(fn.COALESCE(fn.SUM(Visit.amount), 0)).where(
+        _visit_window(contact_at, customer, days_column)
+    )
+    return returned, revenue
+
+
+def _grouped(inner, keys: list[str]) -> list[tuple]:
+    """SELECT keys, COUNT(*), SUM(returned), SUM(revenue) FROM inner GROUP BY keys."""
+    t = inner.alias("t")
+    cols = [getattr(t.c, k) for k in keys]
+    query = (
+        pw.Select([t], cols + [fn.COUNT(SQL("*")), fn.SUM(t.c.returned), fn.SUM(t.c.revenue)])
+        .group_by(*cols)
+        .bind(db)
+    )
+    return list(query.tuples())
+
+
+def _money(value) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
+def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
+    """Contacts in the period (follow-ups completed with a log, messages sent) and their returns."""
+    logged = fn.EXISTS(ContactLog.select(SQL("1")).where(ContactLog.followup == FollowUp.id))
+    returned, revenue = _return_columns(FollowUp.completed_at, FollowUp.customer, Plan.window_days)
+    followups = (
+        FollowUp.select(
+            FollowUp.plan.alias("plan"),
+            FollowUp.assignee.alias("staff"),
+            returned.alias("returned"),
+            revenue.alias("revenue"),
+        )
+        .join(Plan, on=(FollowUp.plan == Plan.id))
+        .where(
+            FollowUp.store == store.id,
+            FollowUp.status == "done",
+            _between(FollowUp.completed_at, start, end),
+            logged,
+        )
+    )
+    m_returned, m_revenue = _return_columns(Message.sent_at, Message.customer, Plan.window_days)
+    messages = (
+        Message.select(
+            Message.plan.alias("plan"),
+            m_returned.alias("returned"),
+            m_revenue.alias("revenue"),
+        )
+        .join(Plan, on=(Message.plan == Plan.id))
+        .where(
+            Message.store == store.id,
+            Message.status.in_(SENT_STATUSES),
+            _between(Message.sent_at, start, end),
+        )
+    )
+    out = {"plans": {}, "staff": {}, "total": {"contacts": 0, "returns": 0, "revenue": _money(0)}}
+
+    def add(bucket: dict, key, n, r, rev) -> None:
+        row = bucket.setdefault(key, {"contacts": 0, "returns": 0, "revenue": _money(0)})
+        row["contacts"] += int(n or 0)
+        row["returns"] += int(r or 0)
+        row["revenue"] += _money(rev)
+
+    for plan, staff, n, r, rev in _grouped(followups, ["plan", "staff"]):
+        add(out["plans"], plan, n, r, rev)
+        if staff is not None:
+            add(out["staff"], staff, n, r, rev)
+        add(out, "total", n, r, rev)
+    for plan, n, r, rev in _grouped(messages, ["plan"]):
+        add(out["plans"], plan, n, r, rev)
+        add(out, "total", n, r, rev)
+    return out
+
+
+def lift_interval(rc: int, nc: int, rh: int, nh: int) -> dict | None:
+    """Difference of two return rates per 100 clients with a 95% (Wald) interval; None if small."""
+    if nc < MIN_LIFT_GROUP or nh < MIN_LIFT_GROUP:
+        return None
+    pc, ph = rc / nc, rh / nh
+    se = math.sqrt(pc * (1 - pc) / nc + ph * (1 - ph) / nh)
+    diff = pc - ph
+    return {
+        "per_100": round(diff * 100),
+        "low": round((diff - 1.96 * se) * 100),
+        "high": round((diff + 1.96 * se) * 100),
+        "contacted_rate": round(pc * 100, 1),
+        "held_out_rate": round(ph * 100, 1),
+    }
+
+
+def _lift(store: Store, start: datetime, end: datetime) -> dict:
+    """Per plan with a holdout: contacted vs held-out customers and how many came back."""
+    returned, _revenue = _return_columns(Decision.created_at, Decision.customer, Plan.window_days)
+    side = pw.Case(None, [(Decision.outcome == "held_out", "held_out")], "contacted")
+    inner = (
+        Decision.select(
+            Decision.plan.alias("plan"),
+            side.alias("side"),
+            returned.alias("returned"),
+            SQL("0").alias("revenue"),
+        )
+        .join(Plan, on=(Decision.plan == Plan.id))
+        .where(
+            Plan.store == store.id,
+            Plan.holdout_percent > 0,
+            Decision.outcome.in_(CONTACTED + ("held_out",)),
+            _between(Decision.created_at, start, end),
+        )
+    )
+    out: dict = {}
+    for plan, which, n, r, _rev in _grouped(inner, ["plan", "side"]):
+        out.setdefault(plan, {"contacted": [0, 0], "held_out": [0, 0]})[which] = [
+            int(r or 0),
+            int(n or 0),
+        ]
+    for figures in out.values():
+        rc, nc = figures["contacted"]
+        rh, nh = figures["held_out"]
+        figures["interval"] = lift_interval(rc, nc, rh, nh)
+    return out
+
+
+def _completion(store: Store, start: datetime, end: datetime, now: datetime, group) -> dict:
+    """Follow-ups due in the period (not withdrawn), how many were done, and open overdue now."""
+    cutoff = min(end, now)
+    due = _between(FollowUp.due_at, start, cutoff) & (FollowUp.status != "withdrawn")
+    query = (
+        FollowUp.select(
+            group,
+            _sum_if(due),
+            _sum_if(due & (FollowUp.status == "done")),
+            _sum_if((FollowUp.status == "open") & (FollowUp.due_at < now)),
+            _sum_if((FollowUp.status == "withdrawn") & _between(FollowUp.updated_at, start, end)),
+        )
+        .where(FollowUp.store == store.id)
+        .group_by(group)
+    )
+    out = {}
+    for key, d, done, overdue, withdrawn in query.tuples():
+        d, done = int(d or 0), int(done or 0)
+        out[key] = {
+            "due": d,
+            "done": done,
+            "rate": round(100 * done / d) if d else None,
+            "overdue": int(overdue or 0),
+            "withdrawn": int(withdrawn or 0),
+        }
+    return out
+
+
+def _outcome_mix(store: Store, start: datetime, end: datetime) -> dict[str, int]:
+    """Contact-log outcomes logged in the period."""
+    query = (
+        ContactLog.select(ContactLog.outcome, fn.COUNT(ContactLog.id))
+        .join(Customer, on=(ContactLog.customer == Customer.id))
+        .where(Customer.store == store.id, _between(ContactLog.at, start, end))
+        .group_by(ContactLog.outcome)
+    )
+    return {outcome: int(n) for outcome, n in query.tuples()}
+
+
+def _decision_counts(store: Store, start: datetime, end: datetime) -> dict:
+    """Per plan: withdrawn because the client booked, and missed occurrences, in the period."""
+    booked = (
+        Decision.select(Decision.plan, fn.COUNT(Decision.id))
+        .join(Plan, on=(Decision.plan == Plan.id))
+        .where(
+            Plan.store == store.id,
+            Decision.outcome == "withdrawn",
+            Decision.reason.contains("appointment_booked"),
+            _between(Decision.updated_at, start, end),
+        )
+        .group_by(Decision.plan)
+    )
+    missed = (
+        Occurrence.select(Occurrence.plan, fn.COUNT(Occurrence.id))
+        .join(Plan, on=(Occurrence.plan == Plan.id))
+        .where(
+            Plan.store == store.id,
+            Occurrence.status == "missed",
+            _between(Occurrence.scheduled_for, start, end),
+        )
+        .group_by(Occurrence.plan)
+    )
+    return {
+        "withdrawn_booked": {p: int(n) for p, n in booked.tuples()},
+        "missed": {p: int(n) for p, n in missed.tuples()},
+    }
+
+
+def card_value():
+    """What an active card is still worth: the balance, or unused uses at the product's price."""
+    per_use = CardProduct.price / pw.Case(None, [(CardProduct.uses > 0, CardProduct.uses)], None)
+    return pw.Case(
+        CardProduct.kind,
+        [
+            ("stored_value", fn.COALESCE(CustomerCard.balance, 0)),
+            ("count", fn.COALESCE(CustomerCard.remaining_uses * per_use, 0)),
+        ],
+        0,
+    )
+
+
+def money_at_risk(store: Store, now: datetime) -> list[dict]:
+    """Active card value expiring within 30, 60 and 90 days (store-local dates), with counts."""
+    today = schedule.local_date(now, store.timezone)
+    columns = []
+    for days in RISK_DAYS:
+        soon = CustomerCard.expires_on <= today + timedelta(days=days)
+        columns.append(fn.COALESCE(fn.SUM(pw.Case(None, [(soon, card_value())], 0)), 0))
+        columns.append(_sum_if(soon))
+    row = (
+        CustomerCard.select(*columns)
+        .join(CardProduct, on=(CustomerCard.product == CardProduct.id))
+        .where(
+            CustomerCard.store == store.id,
+            CustomerCard.status == "active",
+            CustomerCard.expires_on >= today,
+            CustomerCard.expires_on <= today + timedelta(days=max(RISK_DAYS)),
+        )
+        .tuples()
+        .first()
+    ) or (0,) * len(columns)
+    return [
+        {"days": days, "value": _money(row[2 * i]), "cards": int(row[2 * i + 1] or 0)}
+        for i, days in enumerate(RISK_DAYS)
+    ]
+
+
+def dashboard(store: Store, start: datetime, end: datetime, now: datetime) -> dict:
+    """Every dashboard figure for a store and period, each from one grouped query."""
+    by_staff = _completion(store, start, end, now, FollowUp.assignee)
+    by_plan = _completion(store, start, end, now, FollowUp.plan)
+    returns = _attributed_returns(store, start, end)
+    lift = _lift(store, start, end)
+    counts = _decision_counts(store, start, end)
+    empty = {"due": 0, "done": 0, "rate": None, "overdue": 0, "withdrawn": 0}
+    no_returns = {"contacts": 0, "returns": 0, "revenue": _money(0)}
+    plans = []
+    for plan in (
+        Plan.select(Plan.id, Plan.name, Plan.status, Plan.holdout_percent)
+        .where(Plan.store == store.id)
+        .order_by(Plan.name, Plan.id)
+    ):
+        plans.append(
+            {
+                "id": plan.id,
+                "name": plan.name,
+                "status": plan.status,
+                "holdout_percent": plan.holdout_percent,
+                "followups": by_plan.get(plan.id, dict(empty)),
+                "returns": returns["plans"].get(plan.id, dict(no_returns)),
+                "lift": lift.get(plan.id),
+                "withdrawn_booked": counts["withdrawn_booked"].get(plan.id, 0),
+                "missed": counts["missed"].get(plan.id, 0),
+            }
+        )
+    staff_ids = [k for k in by_staff if k is not None]
+    people = []
+    if staff_ids:
+        for person in (
+            Staff.select(Staff.id, Staff.name, Staff.email)
+            .where(Staff.id.in_(staff_ids))
+            .order_by(Staff.name, Staff.id)
+        ):
+            people.append(
+                {
+                    "id": person.id,
+                    "name": person.name,
+                    "email": person.email,
+                    "followups": by_staff[person.id],
+                    "returns": returns["staff"].get(person.id, dict(no_returns)),
+                }
+            )
+    queue = by_staff.get(None)
+    totals = {
+        k: sum(v[k] for v in by_staff.values()) for k in ("due", "done", "overdue", "withdrawn")
+    }
+    totals["rate"] = round(100 * totals["done"] / totals["due"]) if totals["due"] else None
+    return {
+        "start": start,
+        "end": end,
+        "staff": people,
+        "queue": queue,
+        "plans": plans,
+        "totals": totals,
+        "outcomes": _outcome_mix(store, start, end),
+        "returns": returns["total"],
+        "withdrawn_booked": sum(counts["withdrawn_booked"].values()),
+        "missed": sum(counts["missed"].values()),
+        "at_risk": money_at_risk(store, now),
     }
