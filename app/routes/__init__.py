@@ -42,3 +42,8 @@ def register_blueprints(app) -> None:
     from app.routes import tokens_ui
 
     app.register_blueprint(tokens_ui.bp)
+
+    from app.routes import reports, tags, team
+
+    for module in (team, tags, reports):
+        app.register_blueprint(module.bp)

@@ -1,7 +1,7 @@
 """Reports: what plans and staff did in a period, and who came back afterwards (set-based SQL)."""
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import peewee as pw
@@ -240,7 +240,8 @@ def _between(column, start: datetime, end: datetime):
     return (column >= start) & (column < end)
 
 
-def _sum_if(condition):
+def sum_if(condition):
+    """SUM(CASE WHEN condition THEN 1 ELSE 0 END), 0 when there are no rows."""
     return fn.COALESCE(fn.SUM(pw.Case(None, [(condition, 1)], 0)), 0)
 
 
@@ -295,14 +296,16 @@ def _money(value) -> Decimal:
     return Decimal(str(value or 0)).quantize(Decimal("0.01"))
 
 
-def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
-    """Contacts in the period (follow-ups completed with a log, messages sent) and their returns."""
+def _contact_queries(store: Store, start: datetime, end: datetime):
+    """Per contact in the period (follow-up completed with a log, message sent): return, revenue."""
     logged = fn.EXISTS(ContactLog.select(SQL("1")).where(ContactLog.followup == FollowUp.id))
     returned, revenue = _return_columns(FollowUp.completed_at, FollowUp.customer, Plan.window_days)
     followups = (
         FollowUp.select(
             FollowUp.plan.alias("plan"),
             FollowUp.assignee.alias("staff"),
+            FollowUp.customer.alias("customer"),
+            FollowUp.completed_at.alias("at"),
             returned.alias("returned"),
             revenue.alias("revenue"),
         )
@@ -318,6 +321,9 @@ def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
     messages = (
         Message.select(
             Message.plan.alias("plan"),
+            SQL("NULL").alias("staff"),
+            Message.customer.alias("customer"),
+            Message.sent_at.alias("at"),
             m_returned.alias("returned"),
             m_revenue.alias("revenue"),
         )
@@ -328,6 +334,54 @@ def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
             _between(Message.sent_at, start, end),
         )
     )
+    return followups, messages
+
+
+def returned_contacts(
+    store: Store, start: datetime, end: datetime, plan_id: int | None, staff_id: int | None
+) -> list[dict]:
+    """The contacts behind the return-visit figure (optionally one plan's or one person's)."""
+    followups, messages = _contact_queries(store, start, end)
+    parts = [followups] if staff_id else [followups, messages]
+    rows = []
+    for inner in parts:
+        t = inner.alias("t")
+        query = (
+            pw.Select([t], [t.c.customer, t.c.at, t.c.revenue, Plan.name, Customer.name])
+            .join(Plan, on=(Plan.id == t.c.plan))
+            .join(Customer, on=(Customer.id == t.c.customer))
+            .where(t.c.returned == 1)
+            .bind(db)
+        )
+        if plan_id:
+            query = query.where(t.c.plan == plan_id)
+        if staff_id:
+            query = query.where(t.c.staff == staff_id)
+        for customer, at, revenue, plan, name in query.limit(500).tuples():
+            rows.append(
+                {
+                    "customer": customer,
+                    "name": name,
+                    "at": _aware(at),
+                    "detail": plan,
+                    "amount": _money(revenue),
+                }
+            )
+    return sorted(rows, key=lambda r: r["at"], reverse=True)
+
+
+def _aware(value):
+    """A datetime read from a raw query, made aware UTC (SQLite answers text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
+    """Contacts in the period (follow-ups completed with a log, messages sent) and their returns."""
+    followups, messages = _contact_queries(store, start, end)
     out = {"plans": {}, "staff": {}, "total": {"contacts": 0, "returns": 0, "revenue": _money(0)}}
 
     def add(bucket: dict, key, n, r, rev) -> None:
@@ -363,14 +417,16 @@ def lift_interval(rc: int, nc: int, rh: int, nh: int) -> dict | None:
     }
 
 
-def _lift(store: Store, start: datetime, end: datetime) -> dict:
-    """Per plan with a holdout: contacted vs held-out customers and how many came back."""
+def _lift_decisions(store: Store, start: datetime, end: datetime):
+    """Decisions of holdout plans in the period: contacted or held out, and whether they returned."""
     returned, _revenue = _return_columns(Decision.created_at, Decision.customer, Plan.window_days)
     side = pw.Case(None, [(Decision.outcome == "held_out", "held_out")], "contacted")
-    inner = (
+    return (
         Decision.select(
             Decision.plan.alias("plan"),
             side.alias("side"),
+            Decision.customer.alias("customer"),
+            Decision.created_at.alias("at"),
             returned.alias("returned"),
             SQL("0").alias("revenue"),
         )
@@ -382,6 +438,31 @@ def _lift(store: Store, start: datetime, end: datetime) -> dict:
             _between(Decision.created_at, start, end),
         )
     )
+
+
+def lift_customers(
+    store: Store, start: datetime, end: datetime, plan_id: int | None, side: str
+) -> list[dict]:
+    """The contacted or held-out customers behind a lift figure, and whether each came back."""
+    t = _lift_decisions(store, start, end).alias("t")
+    query = (
+        pw.Select([t], [t.c.customer, t.c.at, t.c.returned, Plan.name, Customer.name])
+        .join(Plan, on=(Plan.id == t.c.plan))
+        .join(Customer, on=(Customer.id == t.c.customer))
+        .where(t.c.side == side)
+        .bind(db)
+    )
+    if plan_id:
+        query = query.where(t.c.plan == plan_id)
+    return [
+        {"customer": c, "name": n, "at": _aware(at), "detail": plan, "returned": bool(r)}
+        for c, at, r, plan, n in query.limit(500).tuples()
+    ]
+
+
+def _lift(store: Store, start: datetime, end: datetime) -> dict:
+    """Per plan with a holdout: contacted vs held-out customers and how many came back."""
+    inner = _lift_decisions(store, start, end)
     out: dict = {}
     for plan, which, n, r, _rev in _grouped(inner, ["plan", "side"]):
         out.setdefault(plan, {"contacted": [0, 0], "held_out": [0, 0]})[which] = [
@@ -402,10 +483,10 @@ def _completion(store: Store, start: datetime, end: datetime, now: datetime, gro
     query = (
         FollowUp.select(
             group,
-            _sum_if(due),
-            _sum_if(due & (FollowUp.status == "done")),
-            _sum_if((FollowUp.status == "open") & (FollowUp.due_at < now)),
-            _sum_if((FollowUp.status == "withdrawn") & _between(FollowUp.updated_at, start, end)),
+            sum_if(due),
+            sum_if(due & (FollowUp.status == "done")),
+            sum_if((FollowUp.status == "open") & (FollowUp.due_at < now)),
+            sum_if((FollowUp.status == "withdrawn") & _between(FollowUp.updated_at, start, end)),
         )
         .where(FollowUp.store == store.id)
         .group_by(group)
@@ -483,7 +564,7 @@ def money_at_risk(store: Store, now: datetime) -> list[dict]:
     for days in RISK_DAYS:
         soon = CustomerCard.expires_on <= today + timedelta(days=days)
         columns.append(fn.COALESCE(fn.SUM(pw.Case(None, [(soon, card_value())], 0)), 0))
-        columns.append(_sum_if(soon))
+        columns.append(sum_if(soon))
     row = (
         CustomerCard.select(*columns)
         .join(CardProduct, on=(CustomerCard.product == CardProduct.id))

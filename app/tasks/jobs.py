@@ -48,3 +48,4 @@ def react_to_event(event_id: int):
 
 
 from app.tasks import messaging_jobs  # noqa: E402,F401 - registers the outbox jobs
+from app.tasks import report_jobs  # noqa: E402,F401 - registers the report and tag-rule jobs

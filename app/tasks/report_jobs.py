@@ -1,0 +1,71 @@
+"""Report and tagging jobs: render a PDF report, Monday 08:00 e-mails, nightly tag rules."""
+
+import contextlib
+import logging
+import os
+
+from huey import crontab
+
+from app import clock
+from app.tasks.queue import db_job, huey
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def app_context():
+    """The current app context, or a fresh app's when run by the worker."""
+    from flask import has_app_context
+
+    if has_app_context():
+        yield
+        return
+    from app import create_app
+
+    with create_app().app_context():
+        yield
+
+
+@huey.task(retries=1, retry_delay=30)
+@db_job
+def render_report(report_id: str):
+    """Render one queued PDF report (status in instance/reports/<id>.json)."""
+    from app.services import pdf
+
+    with app_context():
+        return str(pdf.build_report(report_id, clock.now()))
+
+
+@huey.periodic_task(crontab(minute="5"), retries=0)
+@huey.lock_task("revisit-weekly-reports")
+@db_job
+def weekly_reports():
+    """Hourly: mail last week's report to managers of stores where it is Monday 08:xx."""
+    from flask import current_app
+
+    from app.services import pdf
+
+    with app_context():
+        smtp_url = current_app.config.get("SMTP_URL") or os.environ.get("SMTP_URL")
+        sender = current_app.config.get("REPORT_FROM") or "reports@revisit.local"
+        sent = pdf.mail_weekly_reports(clock.now(), smtp_url, sender)
+    log.info("weekly reports mailed: %s", sent)
+    return sent
+
+
+@huey.periodic_task(crontab(minute="30", hour="*"), retries=0)
+@huey.lock_task("revisit-tag-rules")
+@db_job
+def nightly_tag_rules():
+    """Hourly: run tag rules for every store where it is 02:xx local time (once a night)."""
+    from zoneinfo import ZoneInfo
+
+    from app.models import Store
+    from app.services import tagging
+
+    now = clock.now()
+    done = {}
+    for store in Store.select().where(Store.active == True):  # noqa: E712
+        if now.astimezone(ZoneInfo(store.timezone)).hour == 2:
+            done[store.key] = tagging.run_rules(store, now)
+    return done
