@@ -154,7 +154,7 @@ def test_invalid_condition_gives_422_count_fragment(client, salon):
     login(client, farah)
     form = card_expiry_form(**{"a.r.0.field": "age", "a.r.0.op": "gt", "a.r.0.value": "old"})
     resp = client.post("/plans/audience-count", data=form, headers=HX)
-    assert resp.status_code == 422 and "Fix the highlighted conditions" in resp.get_data(True)
+    assert resp.status_code == 422 and "Fix these conditions" in resp.get_data(True)
 
 
 def test_preview_shows_scripts_and_forecast_with_message_cost(client, salon):

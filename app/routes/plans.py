@@ -263,9 +263,11 @@ def _number(raw: str):
     return raw
 
 
-def _cond_json(cond: dict) -> dict | None:
+def _cond_json(cond: dict, skip_incomplete: bool = False) -> dict | None:
     name = cond["field"]
     if not name:
+        return None
+    if skip_incomplete and _incomplete(cond):
         return None
     if name == "attributes.<key>":
         name = "attributes." + cond["key"]
@@ -293,20 +295,33 @@ def _cond_json(cond: dict) -> dict | None:
     return out
 
 
+def _incomplete(cond: dict) -> bool:
+    """A condition still being typed: its operator needs a value and none is given yet."""
+    op = cond["op"]
+    if op in audience_service.NO_VALUE_OPS:
+        return False
+    if cond["field"] == "attributes.<key>" and not cond["key"]:
+        return True
+    return not cond["value"] or (op == "between" and not cond["value2"])
+
+
 def _scalar(spec, raw: str):
     if spec.type in ("integer", "age", "number"):
         return _number(raw)
     return raw
 
 
-def audience_from_tree(tree: dict) -> tuple[dict | None, dict]:
-    """(AUDIENCE or None for everyone, {audience error path: builder path})."""
+def audience_from_tree(tree: dict, skip_incomplete: bool = False) -> tuple[dict | None, dict]:
+    """(AUDIENCE or None for everyone, {audience error path: builder path}); while editing
+    live, conditions still waiting for a value are left out instead of reported."""
     paths: dict[str, str] = {}
-    result = _group_json(tree, "r", "audience", paths)
+    result = _group_json(tree, "r", "audience", paths, skip_incomplete)
     return result, paths
 
 
-def _group_json(node: dict, path: str, json_path: str, paths: dict) -> dict | None:
+def _group_json(
+    node: dict, path: str, json_path: str, paths: dict, skip_incomplete: bool = False
+) -> dict | None:
     paths[json_path] = path
     out: dict = {}
     for key, prefix, source in (
@@ -318,9 +333,9 @@ def _group_json(node: dict, path: str, json_path: str, paths: dict) -> dict | No
             child_path = f"{path}.{prefix}{i}"
             child_json = f"{json_path}.{key}[{len(items)}]"
             if child["kind"] == "group":
-                converted = _group_json(child, child_path, child_json, paths)
+                converted = _group_json(child, child_path, child_json, paths, skip_incomplete)
             else:
-                converted = _cond_json(child)
+                converted = _cond_json(child, skip_incomplete)
                 if converted is not None:
                     paths[child_json] = child_path
             if converted is not None:
@@ -469,7 +484,9 @@ def form_from_request(form, tpl) -> dict:
     return values
 
 
-def plan_body(values: dict, tpl, tree: dict, plan: Plan | None, store: Store) -> dict:
+def plan_body(
+    values: dict, tpl, tree: dict, plan: Plan | None, store: Store, live: bool = False
+) -> dict:
     """The plans service body (POST /plans shape) from the form's values."""
     data: dict = {"name": values["name"]}
     if tpl:
@@ -516,7 +533,7 @@ def plan_body(values: dict, tpl, tree: dict, plan: Plan | None, store: Store) ->
         keep = isinstance(old, dict) and text_a == _pick_text(old, store).strip()
         action["script"] = old if keep else (text_a or None)
     data["action"] = action
-    data["audience"], _ = audience_from_tree(tree)
+    data["audience"], _ = audience_from_tree(tree, skip_incomplete=live)
     data["holdout_percent"] = values["holdout_percent"] or "0"
     data["window_days"] = values["window_days"] or "30"
     return data
@@ -530,7 +547,7 @@ def _errors_by_field(errors: list[dict]) -> dict[str, list[str]]:
 
 
 def _builder_ctx(store: Store, tree: dict, plan: Plan | None, errors: list | None = None):
-    audience, paths = audience_from_tree(tree)
+    audience, paths = audience_from_tree(tree, skip_incomplete=errors is None)
     problems = audience_service.validate(audience) if errors is None else errors
     by_path, loose = _audience_errors(problems, paths)
     return {
@@ -574,7 +591,7 @@ def _form_ctx(store, plan, tpl, values, tree, errors=None):
     field_errors = _errors_by_field(errors or [])
     audience_errors = [e for e in errors or [] if (e.get("field") or "").startswith("audience")]
     ctx = _builder_ctx(store, tree, plan, audience_errors if errors is not None else None)
-    audience, _paths = audience_from_tree(tree)
+    audience, _paths = audience_from_tree(tree, skip_incomplete=True)
     invalid = bool(audience_service.validate(audience))
     ctx.update(
         count=None if invalid else service.audience_count(store, audience, clock.now()),
@@ -733,16 +750,24 @@ def audience_count():
     """How many customers the posted audience matches now (and qualify for the plan today)."""
     store, plan = _form_store()
     tree = tree_from_form(request.form)
-    audience, _ = audience_from_tree(tree)
+    audience, _ = audience_from_tree(tree, skip_incomplete=True)
     errors = audience_service.validate(audience)
     now = clock.now()
-    ctx = {"count": None, "qualifying": None, "invalid": bool(errors), "everyone": audience is None}
+    ctx = {
+        "count": None,
+        "qualifying": None,
+        "invalid": bool(errors),
+        "problems": [e["message"] for e in errors],
+        "everyone": audience is None,
+    }
     if not errors:
         ctx["count"] = service.audience_count(store, audience, now)
         tpl = _template_of(request.form.get("template") or (plan.template if plan else None))
         values = form_from_request(request.form, tpl)
         try:
-            draft = service.draft_plan(store, plan_body(values, tpl, tree, plan, store), plan)
+            draft = service.draft_plan(
+                store, plan_body(values, tpl, tree, plan, store, live=True), plan
+            )
             ctx["qualifying"] = service.qualifying_now(draft, now)
         except ValidationError:
             ctx["qualifying"] = None
@@ -759,7 +784,9 @@ def preview():
     tree = tree_from_form(request.form)
     now = clock.now()
     try:
-        draft = service.draft_plan(store, plan_body(values, tpl, tree, plan, store), plan)
+        draft = service.draft_plan(
+            store, plan_body(values, tpl, tree, plan, store, live=True), plan
+        )
     except ValidationError as exc:
         return render(
             "plans/preview.html",
@@ -835,7 +862,7 @@ def script_preview():
     tpl = _template_of(request.form.get("template") or (plan.template if plan else None))
     values = form_from_request(request.form, tpl)
     tree = tree_from_form(request.form)
-    audience, _ = audience_from_tree(tree)
+    audience, _ = audience_from_tree(tree, skip_incomplete=True)
     now = clock.now()
     matches = []
     if not audience_service.validate(audience):

@@ -1,0 +1,175 @@
+"""A manager builds a card-expiry plan in a real browser, at desktop width and on a 360 px phone."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from app import clock
+from app.models import FollowUp, Plan
+from app.services import scheduler
+from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {
+    "desktop": dict(viewport={"width": 1280, "height": 860}),
+    "phone": dict(
+        viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True
+    ),
+}
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """Pages in fresh contexts of a given size, reaching only the live server."""
+    contexts = []
+
+    def make(size: str):
+        context = browser.new_context(base_url=live_server, locale="en-GB", **VIEWPORTS[size])
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url.startswith(live_server) else route.abort()
+            ),
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def salon(csrf_app):
+    store = make_store("kl", name="Bunga Beauty KL", settings={"followup_hour": "10:00"})
+    farah = make_staff("manager", [store], email="farah@example.test", name="Farah")
+    aisyah = make_staff("employee", [store], email="aisyah@example.test", name="Aisyah")
+    mei = make_staff("employee", [store], email="mei@example.test", name="Mei Ling")
+    today = clock.now().date()
+    clients = {}
+    for name, gender, staff, days in (
+        ("小红", "female", aisyah, 12),
+        ("Nurul Aisyah binti Ahmad", "female", mei, 20),
+        ("Ahmad", "male", aisyah, 25),
+    ):
+        c = make_customer(store, name=name, gender=gender, assigned_staff=staff)
+        make_card(c, "stored_value", expires_on=today + timedelta(days=days))
+        clients[name] = c
+    make_customer(store, name="Siti (no card)", gender="female")
+    return store, farah, aisyah, mei, clients
+
+
+def sign_in(page, email):
+    page.goto("/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def count_of(page) -> str:
+    return page.locator("#audience-count .aud-count-n").get_attribute("data-count") or ""
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_manager_builds_card_expiry_plan_and_staff_get_followups(open_page, salon, shoot, size):
+    store, farah, aisyah, mei, clients = salon
+    page = open_page(size)
+    sign_in(page, farah.email)
+    page.goto("/plans")
+    assert no_horizontal_scroll(page)
+    shoot(page, f"plans-list-empty-{size}", full_page=True)
+    page.click('a[data-template="card_expiry"]')
+    page.wait_for_url("**/plans/new?template=card_expiry")
+    page.locator("#plan-form").wait_for()
+    page.fill("input[name=name]", "Card expiry · women")
+    page.check("#kind-followup")
+    assert page.locator("input[name=due_in_hours]").is_visible()
+    assert not page.locator("select[name=channel]").is_visible()
+    page.wait_for_function("document.querySelector('#audience-count .aud-count-n[data-count]')")
+    assert count_of(page) == "4"  # everyone in the store
+    assert page.locator("#audience-count [data-qualifying]").get_attribute("data-qualifying") == "3"
+    assert no_horizontal_scroll(page)
+    shoot(page, f"plans-form-{size}", full_page=True)
+
+    # Add a condition: gender is female; the count follows without a page load.
+    page.evaluate("window.__noReload = true")
+    page.click('button[name=builder][value="add:r"]')
+    page.locator('select[name="a.r.0.field"]').wait_for()
+    page.select_option('select[name="a.r.0.field"]', "gender")
+    page.locator('input[name="a.r.0.value"]').wait_for()
+    page.fill('input[name="a.r.0.value"]', "female")
+    page.locator('input[name="a.r.0.value"]').dispatch_event("change")
+    page.wait_for_function(
+        "document.querySelector('#audience-count .aud-count-n')?.dataset.count === '3'"
+    )
+    qualifying = page.locator("#audience-count [data-qualifying]").get_attribute("data-qualifying")
+    assert qualifying == "2"
+    assert page.evaluate("window.__noReload") is True
+    assert no_horizontal_scroll(page)
+    shoot(page, f"plans-builder-{size}", full_page=True)
+    page.locator("#audience-builder").scroll_into_view_if_needed()
+    shoot(page, f"plans-builder-view-{size}")
+
+    # Variable chip inserts at the cursor; the script preview shows a real customer.
+    page.fill("#script-a", "Hi , your card expires on {expiry_date}.")
+    page.locator("#script-a").evaluate("a => { a.focus(); a.setSelectionRange(3, 3); }")
+    page.click('.var-chip[data-var="{first_name}"]')
+    assert page.input_value("#script-a") == "Hi {first_name}, your card expires on {expiry_date}."
+    page.click("text=Preview script")
+    page.wait_for_function(
+        "document.querySelector('#script-preview .script')?.textContent.startsWith('Hi 小红')"
+    )
+
+    # Preview and forecast.
+    page.click("text=Show who gets what (next 14 days)")
+    page.locator("#plan-preview table.forecast").wait_for()
+    assert "小红" in page.locator("#plan-preview").inner_text()
+    shoot(page, f"plans-preview-{size}", full_page=True)
+
+    page.click("#plan-form button.primary")
+    page.wait_for_url(re.compile(r"/plans/\d+$"))
+    plan = Plan.get(Plan.store == store.id)
+    assert plan.audience == {"all": [{"field": "gender", "op": "eq", "value": "female"}]}
+    assert plan.action["kind"] == "followup"
+    page.click("text=Switch on…")
+    page.wait_for_url(f"**/plans/{plan.id}/activate")
+    assert page.locator("[data-qualifying]").get_attribute("data-qualifying") == "2"
+    page.check('input[name=backfill][value="1"]')
+    assert no_horizontal_scroll(page)
+    shoot(page, f"plans-activate-{size}", full_page=True)
+    page.click("#plan-activate button.primary")
+    page.wait_for_url(f"**/plans/{plan.id}")
+    plan = Plan.get_by_id(plan.id)
+    assert plan.status == "active" and plan.backfill
+
+    scheduler.tick(now=plan.next_run_at + timedelta(minutes=1))
+    followups = {
+        f.customer_id: f.assignee_id for f in FollowUp.select().where(FollowUp.plan == plan.id)
+    }
+    assert followups == {
+        clients["小红"].id: aisyah.id,
+        clients["Nurul Aisyah binti Ahmad"].id: mei.id,
+    }
+    page.reload()
+    assert "Follow-up created" in page.locator("#plan-detail").inner_text()
+    assert no_horizontal_scroll(page)
+    shoot(page, f"plans-detail-{size}", full_page=True)
+    page.goto("/plans")
+    row = page.locator(f"#plan-{plan.id}")
+    assert row.locator(".plan-figs div").first.locator("dd").inner_text() == "2"
+    shoot(page, f"plans-list-{size}", full_page=True)
+
+    staff_page = open_page(size)
+    sign_in(staff_page, aisyah.email)
+    staff_page.goto("/today")
+    text = staff_page.locator("main").inner_text()
+    assert "小红" in text and "Nurul" not in text
