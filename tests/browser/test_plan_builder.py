@@ -15,7 +15,10 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {
     "desktop": dict(viewport={"width": 1280, "height": 860}),
     "phone": dict(
-        viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True
+        viewport={"width": 360, "height": 640},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
     ),
 }
 
