@@ -87,6 +87,9 @@ def test_translations_keep_the_placeholders_of_the_english_text(locale):
         for form in forms:
             if form and _placeholders(form) != expected:
                 wrong.append((ids[0], form))
+            elif form and "%" in PERCENT.sub("", form):
+                # A stray "%" breaks Jinja's always-on %-formatting of translated text.
+                wrong.append((ids[0], form))
     assert wrong == []
 
 
