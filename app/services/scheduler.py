@@ -97,7 +97,7 @@ def release(name: str, holder: str) -> None:
 
 def tick(now: datetime) -> TickSummary:
     """Run every piece of due work at `now`; running it twice for one instant changes nothing."""
-    from app.services import engine
+    from app.services import engine, followups
 
     summary = TickSummary()
     holder = _holder()
@@ -109,6 +109,7 @@ def tick(now: datetime) -> TickSummary:
         for key, value in result.items():
             if hasattr(summary, key):
                 setattr(summary, key, value)
+        followups.apply_leave(now)
         summary.sent = _send_outbox(now)
     finally:
         release(LOCK_NAME, holder)
@@ -116,14 +117,9 @@ def tick(now: datetime) -> TickSummary:
 
 
 def _send_outbox(now: datetime) -> int:
-    """Hand queued messages to the outbox sender (the messages service owns sending)."""
-    try:
-        from app.services import messaging
-    except ImportError:
-        return 0
-    if hasattr(messaging, "reconcile"):
-        messaging.reconcile(now)
-    if not hasattr(messaging, "send_due"):
-        return 0
+    """Hand queued messages to the outbox: settle stuck sends, then send what is due."""
+    from app.services import messaging
+
+    messaging.reconcile(now)
     result = messaging.send_due(now)
     return int(result.get("sent", 0))

@@ -1,0 +1,48 @@
+"""The tick runs every piece of due work: plans, leave hand-over, the outbox."""
+
+from datetime import date
+
+from app.models import FollowUp, StaffLeave
+from app.services import scheduler
+from tests.factories import make_customer, make_staff, make_store, utc
+
+
+def test_tick_hands_over_follow_ups_of_staff_on_leave(app):
+    store = make_store()
+    aisyah = make_staff("employee", [store], name="Aisyah")
+    mei = make_staff("employee", [store], name="Mei")
+    customer = make_customer(store)
+    followup = FollowUp.create(
+        store=store,
+        customer=customer,
+        assignee=aisyah,
+        due_at=utc(2026, 11, 25, 2, 0),
+        open_customer=customer.id,
+        script="Hi",
+    )
+    StaffLeave.create(staff=aisyah, starts_on=date(2026, 11, 24), ends_on=date(2026, 11, 26))
+    summary = scheduler.tick(now=utc(2026, 11, 24, 1, 0))
+    assert not summary.locked
+    assert FollowUp.get_by_id(followup.id).assignee_id == mei.id
+    scheduler.tick(now=utc(2026, 11, 27, 1, 0))
+    assert FollowUp.get_by_id(followup.id).assignee_id == aisyah.id
+
+
+def test_a_second_tick_for_the_same_instant_changes_nothing(app):
+    store = make_store()
+    make_staff("employee", [store])
+    make_customer(store)
+    first = scheduler.tick(now=utc(2026, 6, 17, 2, 0))
+    second = scheduler.tick(now=utc(2026, 6, 17, 2, 0))
+    assert (second.followups, second.messages, second.sent) == (0, 0, 0)
+    assert first.line(utc(2026, 6, 17, 2, 0)).startswith("tick at 2026-06-17T02:00:00+00:00: ")
+
+
+def test_a_tick_while_another_holds_the_lease_is_skipped(app):
+    assert scheduler.acquire(scheduler.LOCK_NAME, "other-worker")
+    try:
+        summary = scheduler.tick(now=utc(2026, 6, 17, 2, 0))
+        assert summary.locked
+        assert "skipped" in summary.line(utc(2026, 6, 17, 2, 0))
+    finally:
+        scheduler.release(scheduler.LOCK_NAME, "other-worker")
