@@ -145,7 +145,11 @@ ACCESS = {
         ("GET", lambda w: "/dashboard", dict(anon=R, employee_a=403, manager_b=200, owner=200))
     ],
     "settings.sign_ins": [
-        ("GET", lambda w: "/settings/sign-ins", dict(anon=R, employee_a=403, manager_b=200, owner=200))
+        (
+            "GET",
+            lambda w: "/settings/sign-ins",
+            dict(anon=R, employee_a=403, manager_b=200, owner=200),
+        )
     ],
     "settings.index": [
         ("GET", lambda w: "/settings", dict(anon=R, employee_a=403, manager_b=200, owner=200))
@@ -542,5 +546,185 @@ ACCESS.update(
                 dict(anon=R, employee_a=403, manager_b=404, owner=303),
             )
         ],
+    }
+)
+
+
+# Manager console (dashboard drill-downs, team, tags, PDF reports, settings, audit).
+_M200 = dict(anon=R, employee_a=403, manager_b=200, owner=200)
+_OF_A_200 = dict(anon=R, employee_a=403, manager_b=404, owner=200)
+_seq_console = iter(range(1, 1_000_000))
+
+
+def _notice_for_employee_a(w) -> int:
+    from app.models import Notice
+
+    return Notice.create(staff=w.employee_a, store=w.store_a, text="Overdue work").id
+
+
+def _tag_of_a(w):
+    from app.models import Tag
+
+    return Tag.get_or_create(store=w.store_a, name="vip")[0]
+
+
+def _rule_of_a(w) -> int:
+    from app.models import TagRule
+
+    return TagRule.create(
+        store=w.store_a,
+        tag=_tag_of_a(w),
+        action="add",
+        audience={"all": [{"field": "visit_count", "op": "gt", "value": 3}]},
+    ).id
+
+
+def _report_of_a(w, done: bool = False) -> str:
+    from datetime import date
+
+    from app.services import pdf
+
+    report_id = pdf.new_report(
+        w.store_a, date(2026, 11, 16), date(2026, 11, 22), w.plan_a.created_at
+    )
+    if done:
+        pdf.pdf_path(report_id).write_bytes(b"%PDF-1.4\n%%EOF\n")
+        pdf.write_status(report_id, state="done", progress=100)
+    return report_id
+
+
+def _store_form(w) -> dict:
+    return {
+        "name": "Bunga Beauty KL",
+        "timezone": "Asia/Kuala_Lumpur",
+        "region": "MY",
+        "currency": "MYR",
+        "locale": "en",
+        "member_day": "",
+        "quiet_start": "21:00",
+        "quiet_end": "09:00",
+        "fatigue_messages": "2",
+        "fatigue_followups": "1",
+        "fatigue_days": "7",
+        "no_answer_attempts": "3",
+        "default_holdout": "0",
+        "working_days": ["0", "1", "2", "3", "4", "5"],
+        "holidays": "",
+    }
+
+
+ACCESS.update(
+    {
+        "dashboard.drill": [("GET", lambda w: "/dashboard/drill/returns", _M200)],
+        "team.index": [("GET", lambda w: "/team", _M200)],
+        "team.followups": [("GET", lambda w: "/team/followups?status=open", _M200)],
+        "team.reassign": [
+            (
+                "POST",
+                lambda w: "/team/followups/reassign",
+                dict(anon=R, employee_a=403, manager_b=422, owner=200),
+                lambda w: {"ids": [w.followup_a.id], "target": str(w.employee_a2.id)},
+            )
+        ],
+        "team.nudge": [("POST", lambda w: f"/team/staff/{w.employee_a.id}/nudge", _OF_A_200)],
+        "team.deactivate": [
+            ("GET", lambda w: f"/team/staff/{w.employee_a.id}/deactivate", _OF_A_200),
+            (
+                "POST",
+                lambda w: f"/team/staff/{w.employee_a.id}/deactivate",
+                dict(anon=R, employee_a=403, manager_b=404, owner=303),
+                lambda w: {"target": "queue"},
+            ),
+        ],
+        "team.read_notice": [
+            (
+                "POST",
+                lambda w: f"/team/notices/{_notice_for_employee_a(w)}/read",
+                dict(anon=R, employee_a=200, manager_b=404, owner=404),
+            )
+        ],
+        "tags.index": [("GET", lambda w: "/tags", _M200)],
+        "tags.create": [
+            ("POST", lambda w: "/tags", _M200, lambda w: {"name": f"t{next(_seq_console)}"})
+        ],
+        "tags.update": [
+            (
+                "POST",
+                lambda w: f"/tags/{_tag_of_a(w).id}",
+                _OF_A_200,
+                lambda w: {"name": "vip", "dimension": "Value", "colour": "#2563eb"},
+            )
+        ],
+        "tags.delete": [("POST", lambda w: f"/tags/{_tag_of_a(w).id}/delete", _OF_A_200)],
+        "tags.bulk": [
+            ("GET", lambda w: "/tags/bulk", _M200),
+            (
+                "POST",
+                lambda w: "/tags/bulk",
+                dict(anon=R, employee_a=403, manager_b=422, owner=200),
+                lambda w: {"tag": _tag_of_a(w).id, "action": "add", "source": "walk-in"},
+            ),
+        ],
+        "tags.create_rule": [
+            ("POST", lambda w: "/tags/rules", _M200, lambda w: {"preset": "high_value"})
+        ],
+        "tags.toggle_rule": [("POST", lambda w: f"/tags/rules/{_rule_of_a(w)}/toggle", _OF_A_200)],
+        "tags.delete_rule": [("POST", lambda w: f"/tags/rules/{_rule_of_a(w)}/delete", _OF_A_200)],
+        "tags.run_rules": [
+            (
+                "POST",
+                lambda w: "/tags/rules/run",
+                dict(anon=R, employee_a=403, manager_b=303, owner=303),
+            )
+        ],
+        "reports.index": [("GET", lambda w: "/reports", _M200)],
+        "reports.create": [
+            (
+                "POST",
+                lambda w: "/reports",
+                dict(anon=R, employee_a=403, manager_b=201, owner=201),
+                lambda w: {"start": "2026-11-16", "end": "2026-11-22"},
+            )
+        ],
+        "reports.status": [("GET", lambda w: f"/reports/{_report_of_a(w)}/status", _OF_A_200)],
+        "reports.download": [
+            ("GET", lambda w: f"/reports/{_report_of_a(w, done=True)}.pdf", _OF_A_200)
+        ],
+        "settings.store": [
+            ("GET", lambda w: f"/settings/stores/{w.store_a.id}", _OF_A_200),
+            ("POST", lambda w: f"/settings/stores/{w.store_a.id}", _OF_A_200, _store_form),
+        ],
+        "settings.prices": [
+            ("POST", lambda w: f"/settings/stores/{w.store_a.id}/prices", _OF_A_200)
+        ],
+        "settings.new_staff": [
+            ("GET", lambda w: "/settings/staff/new", _M200),
+            (
+                "POST",
+                lambda w: "/settings/staff/new",
+                dict(anon=R, employee_a=403, manager_b=201, owner=201),
+                lambda w: {
+                    "name": "New person",
+                    "email": f"new{next(_seq_console)}@example.test",
+                    "role": "employee",
+                    "stores": [w.store_b.id],
+                },
+            ),
+        ],
+        "settings.edit_staff": [
+            ("GET", lambda w: f"/settings/staff/{w.employee_a.id}", _OF_A_200),
+            (
+                "POST",
+                lambda w: f"/settings/staff/{w.employee_a.id}",
+                _OF_A_200,
+                lambda w: {
+                    "name": "Aisyah",
+                    "email": "aisyah@example.test",
+                    "role": "employee",
+                    "stores": [w.store_a.id],
+                },
+            ),
+        ],
+        "settings.audit_log": [("GET", lambda w: "/settings/audit?type=tag", _M200)],
     }
 )

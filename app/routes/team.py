@@ -5,6 +5,7 @@ from datetime import date
 from flask import Blueprint, abort, g, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from peewee import JOIN
 
 from app import clock
 from app.htmx import redirect, render
@@ -98,9 +99,9 @@ def _list_context(store, args, message: str = "", errors: dict | None = None) ->
         FollowUp.select(FollowUp, Customer, Staff, Plan)
         .join(Customer, on=(FollowUp.customer == Customer.id))
         .switch(FollowUp)
-        .join(Staff, join_type="LEFT OUTER", on=(FollowUp.assignee == Staff.id))
+        .join(Staff, join_type=JOIN.LEFT_OUTER, on=(FollowUp.assignee == Staff.id))
         .switch(FollowUp)
-        .join(Plan, join_type="LEFT OUTER", on=(FollowUp.plan == Plan.id))
+        .join(Plan, join_type=JOIN.LEFT_OUTER, on=(FollowUp.plan == Plan.id))
         .where(FollowUp.id.in_(ids))
         .order_by(FollowUp.due_at, FollowUp.id)
         .limit(PAGE)

@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from peewee import JOIN
+
 from app.models import AuditLog, Staff, Store
 
 OBJECT_TYPES = ("plan", "tag", "tag_rule", "followup", "setting", "store", "staff", "channel")
@@ -40,7 +42,7 @@ def entries(
 ) -> list[AuditLog]:
     """Recent audit rows of the given stores, newest first, narrowed by the filters."""
     query = AuditLog.select(AuditLog, Staff).join(
-        Staff, join_type="LEFT OUTER", on=(AuditLog.staff == Staff.id)
+        Staff, join_type=JOIN.LEFT_OUTER, on=(AuditLog.staff == Staff.id)
     )
     query = query.where(AuditLog.store.in_(store_ids))
     if object_type:

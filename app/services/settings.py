@@ -95,9 +95,7 @@ def update_store(store: Store, form: dict, staff: Staff | None, now: datetime) -
         "no_answer_attempts": _int(form, "no_answer_attempts", errors, 1, 10),
         "default_holdout": _int(form, "default_holdout", errors, 0, 50),
     }
-    days = form.get("working_days") or []
-    if isinstance(days, str):
-        days = [days]
+    days = _list(form, "working_days")
     days = sorted({int(d) for d in days if str(d).isdigit() and 0 <= int(d) <= 6})
     if not days:
         errors["working_days"] = _l("Choose at least one working day.")
@@ -234,3 +232,81 @@ def _chunked(ids: list[int], person: Staff | None, by: Staff | None, now: dateti
     for i in range(0, len(ids), 500):
         moved += followup_service.reassign(ids[i : i + 500], person, now, by)
     return moved
+
+
+def save_staff(
+    form: dict,
+    by: Staff,
+    allowed_store_ids: list[int],
+    now: datetime,
+    person: Staff | None = None,
+) -> tuple[Staff, str | None]:
+    """Create or update a staff member (name, email, role, stores); audited.
+
+    Owners may do anything; a manager only employees, only in the manager's own stores, and
+    never creates owners or managers. Answers the staff member and a new password if created.
+    """
+    from app.services import auth
+
+    errors: dict = {}
+    name = " ".join(str(form.get("name", "")).split())
+    email = str(form.get("email", "")).strip().lower()
+    role = str(form.get("role", "employee"))
+    store_ids = sorted({int(s) for s in _list(form, "stores") if str(s).isdigit()})
+    if not name or len(name) > 200:
+        errors["name"] = _l("Enter a name of 1 to 200 characters.")
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+        errors["email"] = _l("Enter an e-mail address.")
+    elif (
+        Staff.select()
+        .where(Staff.email == email, Staff.id != (person.id if person else 0))
+        .exists()
+    ):
+        errors["email"] = _l("Someone already signs in with this address.")
+    allowed_roles = ("employee", "manager", "owner") if by.role == "owner" else ("employee",)
+    if role not in allowed_roles:
+        errors["role"] = _l("You cannot give this role.")
+    if person is not None and by.role != "owner" and person.role != "employee":
+        errors["role"] = _l("Only the owner can change a manager or an owner.")
+    if role != "owner" and not store_ids:
+        errors["stores"] = _l("Choose at least one store.")
+    if any(s not in allowed_store_ids for s in store_ids):
+        errors["stores"] = _l("You can only choose your own stores.")
+    if errors:
+        raise SettingsError(errors)
+    password = None
+    with db.atomic():
+        if person is None:
+            person, password = auth.create_staff(
+                email, name, role, list(Store.select().where(Store.id.in_(store_ids)))
+            )
+            action = "staff.created"
+        else:
+            person.name, person.email, person.role = name, email, role
+            person.save()
+            StaffStore.delete().where(
+                StaffStore.staff == person.id,
+                StaffStore.store.in_(allowed_store_ids),
+                StaffStore.store.not_in(store_ids),
+            ).execute()
+            for sid in store_ids:
+                StaffStore.get_or_create(staff=person.id, store=sid)
+            action = "staff.updated"
+        for sid in store_ids or allowed_store_ids[:1]:
+            audit.record(
+                by,
+                sid,
+                action,
+                "staff",
+                person.id,
+                {"name": name, "email": email, "role": role, "stores": store_ids},
+                now,
+            )
+    return person, password
+
+
+def _list(form, name: str) -> list:
+    if hasattr(form, "getlist"):
+        return form.getlist(name)
+    value = form.get(name) or []
+    return value if isinstance(value, list) else [value]
