@@ -149,3 +149,41 @@ def test_traditional_chinese_is_not_a_copy_of_simplified():
     same = [k for k in long_ids if traditional[k].string == simplified[k].string]
     # Only a few strings without any simplified/traditional difference may coincide.
     assert len(same) <= len(long_ids) // 20, same
+
+
+CLIENT_FACING = ("portal.", "messages.unsubscribe")
+
+
+def _pages(viewer):
+    from tests.access_rules import ACCESS
+
+    return [
+        (endpoint, entry[1])
+        for endpoint, entries in sorted(ACCESS.items())
+        for entry in entries
+        if entry[0] == "GET" and entry[2].get(viewer) == 200 and not endpoint.startswith("api.")
+    ]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("viewer", ["owner", "employee_a"])
+def test_every_page_renders_in_each_language(app, locale, viewer):
+    from tests.factories import login
+    from tests.world import build_world
+
+    world = build_world()
+    client = app.test_client()
+    login(client, getattr(world, viewer))
+    client.post("/language", data={"lang": locale})
+    broken = []
+    for endpoint, url_fn in _pages(viewer):
+        response = client.get(url_fn(world))
+        if response.status_code != 200:
+            broken.append((endpoint, response.status_code))
+        elif endpoint.startswith(CLIENT_FACING):
+            continue  # shown in the client's language, not the viewer's
+        elif response.mimetype == "text/html" and "<html" in response.get_data(as_text=True):
+            page = response.get_data(as_text=True)
+            if f'lang="{locale.replace("_", "-")}"' not in page:
+                broken.append((endpoint, "not in the chosen language"))
+    assert broken == []
