@@ -146,8 +146,14 @@ def reassign():
         ctx = _list_context(store, form, errors={"ids": _("Select at least one follow-up.")})
         return render("team/followups.html", "team/_followups.html", status=422, **ctx)
     try:
+        current = form.get("assignee", "")
         moved = settings_service.hand_over(
-            ids, store, form.get("target", ""), current_user.staff, clock.now()
+            ids,
+            store,
+            form.get("target", ""),
+            current_user.staff,
+            clock.now(),
+            exclude=int(current) if current.isdigit() else None,
         )
     except settings_service.SettingsError as exc:
         ctx = _list_context(store, form, errors=exc.errors)

@@ -108,7 +108,10 @@ def weekly_html(store: Store, first: date, last: date, now: datetime) -> str:
     start = schedule.day_bounds(first, store.timezone)[0]
     end = schedule.day_bounds(last, store.timezone)[1]
     d = reports.dashboard(store, start, end, now)
-    return render_template("reports/weekly.html", d=d, store=store, first=first, last=last, now=now)
+    clients = reports.returned_contacts(store, start, end, None, None)[:60]
+    return render_template(
+        "reports/weekly.html", d=d, store=store, first=first, last=last, now=now, clients=clients
+    )
 
 
 def build_report(report_id: str, now: datetime) -> Path:
