@@ -203,13 +203,13 @@ def config(plan: Plan, version: int | None = None) -> SimpleNamespace:
     return SimpleNamespace(**fields)
 
 
-def _audience_where(store_id: int, audience: dict | None, now: datetime):
+def _audience_where(store_id: int, audience: dict | None, now: datetime, conjunctive: bool = True):
     """The plan's audience as a WHERE expression over Customer (everyone when empty)."""
     if not audience:
         return pw.SQL("1 = 1")
     from app.services import audience as audience_service
 
-    return audience_service.where(store_id, audience, now)
+    return audience_service.where(store_id, audience, now, conjunctive=conjunctive)
 
 
 def _template(cfg) -> templates.Template | None:
@@ -310,6 +310,8 @@ def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, 
     delay = int(trigger.get("delay_days", 0))
     every = int(trigger.get("every_days") or 0)
     where = base & (Event.store == store.id) & Event.type.in_(types)
+    # History imported with "do not trigger plans" never starts a behaviour plan.
+    where &= Event.triggers_plans == True  # noqa: E712
     if mode == "backfill":
         window_start, _ = schedule.day_bounds(
             day - timedelta(days=delay + int(cfg.window_days or 30)), tz
@@ -464,7 +466,7 @@ def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
         pw.Case(
             None,
             [
-                (_audience_where(store.id, b.get("audience"), now), i)
+                (_audience_where(store.id, b.get("audience"), now, conjunctive=False), i)
                 for i, b in enumerate(branches)
             ],
             None,
