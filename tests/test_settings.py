@@ -144,3 +144,21 @@ def test_employee_cannot_change_settings(client):
     employee = make_staff("employee", [store])
     login(client, employee)
     assert client.post(f"/settings/stores/{store.id}", data=GOOD).status_code == 403
+
+
+def test_audit_page_shows_a_plans_changes_and_its_versions(client):
+    from app import clock
+    from app.models import Plan, PlanVersion
+    from app.services import audit
+
+    store, manager = setup()
+    plan = Plan.create(store=store, name="Birthday", template="birthday", type="recurring")
+    other = Plan.create(store=store, name="Second visit", template="second_visit", type="behaviour")
+    PlanVersion.create(plan=plan, version=1, snapshot={}, created_by=manager)
+    PlanVersion.create(plan=plan, version=2, snapshot={}, created_by=manager)
+    audit.record(manager, store, "plan.updated", "plan", plan.id, {"name": "Birthday"}, clock.now())
+    audit.record(manager, store, "plan.paused", "plan", other.id, None, clock.now())
+    login(client, manager)
+    html = client.get(f"/settings/audit?plan={plan.id}").get_data(as_text=True)
+    assert "plan.updated" in html and "plan.paused" not in html
+    assert "Version 2" in html and "Version 1" in html

@@ -199,10 +199,10 @@ def audit_log():
     days = request.args.get("days", 30, type=int)
     now = clock.now()
     since = now - timedelta(days=max(1, min(days, 3650)))
-    rows = audit.entries(ids, object_type=kind, staff_id=staff_id, since=since)
     plan_id = request.args.get("plan", type=int)
     versions = []
     if plan_id:
+        kind = "plan"
         plan = Plan.get_or_none(Plan.id == plan_id, Plan.store.in_(ids))
         if plan is None:
             abort(404)
@@ -212,7 +212,13 @@ def audit_log():
             .where(PlanVersion.plan == plan.id)
             .order_by(PlanVersion.version.desc())
         )
-        rows = [r for r in rows if r.object_type != "plan" or r.object_id == str(plan.id)]
+    rows = audit.entries(
+        ids,
+        object_type=kind,
+        object_id=str(plan_id) if plan_id else "",
+        staff_id=staff_id,
+        since=since,
+    )
     people = list(
         Staff.select()
         .join(StaffStore)

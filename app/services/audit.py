@@ -35,6 +35,7 @@ def entries(
     store_ids: list[int],
     *,
     object_type: str = "",
+    object_id: str = "",
     staff_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -47,6 +48,8 @@ def entries(
     query = query.where(AuditLog.store.in_(store_ids))
     if object_type:
         query = query.where(AuditLog.object_type == object_type)
+    if object_id:
+        query = query.where(AuditLog.object_id == object_id)
     if staff_id:
         query = query.where(AuditLog.staff == staff_id)
     if since:
