@@ -728,3 +728,79 @@ ACCESS.update(
         "settings.audit_log": [("GET", lambda w: "/settings/audit?type=tag", _M200)],
     }
 )
+
+
+_IMPORT_CSV = b"name,phone\nAisyah,0123456789\nBad,12\n"
+
+
+def _import_job(w, state: str = "uploaded") -> str:
+    """An import job of store A: uploaded, checked (mapping saved) or done."""
+    from app import clock
+    from app.services import import_jobs
+
+    now = clock.now()
+    job_id = import_jobs.create_job(w.store_a, w.manager_a, "customers", "c.csv", _IMPORT_CSV, now)
+    if state in ("checked", "done"):
+        options = {"create_tags": True, "triggers_plans": True}
+        import_jobs.check(job_id, {"name": "name", "phone": "phone"}, None, options, now)
+    if state == "done":
+        import_jobs.queue(job_id, now)
+        import_jobs.run(job_id, now)
+    return job_id
+
+
+_MANAGERS = dict(anon=R, employee_a=403, manager_b=200, owner=200)
+_JOB_A = dict(anon=R, employee_a=403, manager_b=404, owner=200)
+
+# Import and export (imports, exports): managers and owners, only their stores' jobs.
+ACCESS.update(
+    {
+        "imports.index": [("GET", lambda w: "/imports", _MANAGERS)],
+        "imports.upload": [
+            (
+                "POST",
+                lambda w: "/imports",
+                dict(anon=R, employee_a=403, manager_b=303, owner=303),
+                lambda w: {
+                    "kind": "customers",
+                    "file": (__import__("io").BytesIO(_IMPORT_CSV), "c.csv"),
+                },
+            )
+        ],
+        "imports.mapping": [("GET", lambda w: f"/imports/{_import_job(w)}/mapping", _JOB_A)],
+        "imports.check": [
+            (
+                "POST",
+                lambda w: f"/imports/{_import_job(w)}/mapping",
+                _JOB_A,
+                lambda w: {"col-0": "name", "col-1": "phone"},
+            )
+        ],
+        "imports.run": [
+            (
+                "POST",
+                lambda w: f"/imports/{_import_job(w, 'checked')}/run",
+                dict(anon=R, employee_a=403, manager_b=404, owner=303),
+            )
+        ],
+        "imports.show": [("GET", lambda w: f"/imports/{_import_job(w, 'done')}", _JOB_A)],
+        "imports.status": [("GET", lambda w: f"/imports/{_import_job(w, 'done')}/status", _JOB_A)],
+        "imports.cancel": [("POST", lambda w: f"/imports/{_import_job(w, 'done')}/cancel", _JOB_A)],
+        "imports.resume": [("POST", lambda w: f"/imports/{_import_job(w, 'done')}/resume", _JOB_A)],
+        "imports.rejected": [
+            ("GET", lambda w: f"/imports/{_import_job(w, 'done')}/rejected.csv", _JOB_A)
+        ],
+        "exports.index": [("GET", lambda w: "/exports", _MANAGERS)],
+        "exports.download": [
+            ("GET", lambda w: "/exports/customers.csv", _MANAGERS),
+            ("GET", lambda w: "/exports/followups.csv?status=open", _MANAGERS),
+            ("GET", lambda w: "/exports/contacts.csv", _MANAGERS),
+            ("GET", lambda w: "/exports/messages.csv", _MANAGERS),
+            (
+                "GET",
+                lambda w: "/exports/customers.csv?start=nope",
+                dict(anon=R, employee_a=403, manager_b=422, owner=422),
+            ),
+        ],
+    }
+)

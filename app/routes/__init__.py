@@ -47,3 +47,8 @@ def register_blueprints(app) -> None:
 
     for module in (team, tags, reports):
         app.register_blueprint(module.bp)
+
+    from app.routes import exports, imports
+
+    for module in (imports, exports):
+        app.register_blueprint(module.bp)

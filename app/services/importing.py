@@ -19,6 +19,7 @@ from app.models.events import EVENT_TYPES
 from app.services import cards as card_service
 from app.services import customers as customer_service
 from app.services import events as event_service
+from app.services import loyalty
 from app.services.validation import ValidationError, blank
 
 log = logging.getLogger(__name__)
@@ -716,6 +717,7 @@ class ImportOptions:
     batch_size: int = BATCH_SIZE
     resume_from: int = 0
     on_progress: Callable[[int, int], None] | None = None
+    on_batch: Callable[["ImportReport"], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     staff: Staff | None = None
     dry_run: bool = False
@@ -987,6 +989,8 @@ def import_rows(
         report.next_row = end
         if options.on_progress is not None:
             options.on_progress(end, total)
+        if options.on_batch is not None:
+            options.on_batch(report)
     log.info("import %s into %s: %s", kind, store.key, report.summary())
     return report
 
@@ -1148,6 +1152,9 @@ def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, 
         state.seen_keys |= keys | _customer_keys(draft.row)
         applied.append((index, draft, "merged" if duplicate and role == "own" else role))
     batch.flush()
+    if not options.dry_run:
+        created = [d.id for d in batch.drafts if d.net == "created"]
+        loyalty.credit_signups(store, created, state.now)
     for index, draft, role in applied:
         line = table.lines[index]
         if role == "proxy":

@@ -49,3 +49,4 @@ def react_to_event(event_id: int):
 
 from app.tasks import messaging_jobs  # noqa: E402,F401 - registers the outbox jobs
 from app.tasks import report_jobs  # noqa: E402,F401 - registers the report and tag-rule jobs
+from app.tasks import import_jobs  # noqa: E402,F401 - registers the import jobs

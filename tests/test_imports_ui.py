@@ -1,0 +1,366 @@
+"""Import in the web UI: upload → mapping → check → run as a job → report; cancel, resume, 404s."""
+
+import csv
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app import clock
+from app.models import Customer, Event, FollowUp, PointsEntry
+from app.services import import_jobs, plans, scheduler, tokens
+from app.tasks import import_jobs as import_tasks
+from tests.factories import login, make_staff, make_store
+
+DATA = Path(__file__).parent / "data"
+HX = {"HX-Request": "true"}
+
+CUSTOMERS = (
+    "name,phone,tags,notes\n"
+    "Aisyah,0123456789,VIP,=cmd|' /C calc'!A0\n"
+    "Mei Ling,0129876543,,\n"
+    "Bad Phone,12,,\n"
+    "Farah,0133333333,New,\n"
+)
+
+
+@pytest.fixture
+def shop(app):
+    store = make_store("kl", region="MY", timezone="Asia/Kuala_Lumpur")
+    manager = make_staff("manager", [store], email="farah@example.test")
+    return store, manager
+
+
+def _upload(client, kind: str, data: bytes, name: str = "clients.csv", headers=None, **form):
+    body = {"kind": kind, "file": (io.BytesIO(data), name), **form}
+    return client.post(
+        "/imports", data=body, content_type="multipart/form-data", headers=headers or {}
+    )
+
+
+def _job_id(resp) -> str:
+    location = resp.headers.get("HX-Redirect") or resp.headers["Location"]
+    return location.rstrip("/").split("/")[-2]
+
+
+def _mapping_form(client, job_id: str) -> dict:
+    """The mapping form's suggested choices, as the browser would post them."""
+    job = import_jobs.read_job(job_id)
+    table = import_jobs.load_table(job)
+    from app.services import importing
+
+    suggested = importing.suggest_mapping(job["kind"], table.headers)
+    form = {}
+    for index, header in enumerate(table.headers):
+        target = suggested.get(header) or ""
+        form[f"col-{index}"] = "attribute" if target.startswith("attributes.") else target
+    return form
+
+
+def _import(client, kind: str, data: bytes, name: str = "file.csv", **options) -> str:
+    resp = _upload(client, kind, data, name)
+    assert resp.status_code == 303, resp.data[:400]
+    job_id = _job_id(resp)
+    form = {**_mapping_form(client, job_id), **options}
+    assert client.post(f"/imports/{job_id}/mapping", data=form).status_code == 200
+    assert client.post(f"/imports/{job_id}/run").status_code == 303
+    return job_id
+
+
+def test_manager_uploads_maps_checks_runs_and_gets_the_report(client, shop):
+    store, manager = shop
+    login(client, manager)
+    page = client.get("/imports")
+    assert page.status_code == 200 and b"<html" in page.data
+    fragment = client.get("/imports", headers=HX)
+    assert fragment.status_code == 200 and b"<html" not in fragment.data
+    assert b'id="import-upload"' in fragment.data
+
+    resp = _upload(client, "customers", CUSTOMERS.encode(), headers=HX)
+    assert resp.status_code == 204
+    job_id = _job_id(resp)
+    mapping = client.get(f"/imports/{job_id}/mapping")
+    assert mapping.status_code == 200 and b"<html" in mapping.data
+    text = mapping.get_data(as_text=True)
+    assert "Aisyah" in text and 'value="phone" selected' in text
+    assert b"<html" not in client.get(f"/imports/{job_id}/mapping", headers=HX).data
+
+    form = _mapping_form(client, job_id)
+    summary = client.post(f"/imports/{job_id}/mapping", data=form, headers=HX)
+    assert summary.status_code == 200 and b"<html" not in summary.data
+    job = import_jobs.read_job(job_id)
+    assert job["state"] == "checked"
+    assert (job["check"]["created"], job["check"]["rejected"]) == (3, 1)
+    assert "Line 4" in summary.get_data(as_text=True)
+    assert Customer.select().count() == 0  # the check saved nothing
+
+    assert client.post(f"/imports/{job_id}/run").status_code == 303
+    report = client.get(f"/imports/{job_id}")
+    assert report.status_code == 200 and b"<html" in report.data
+    job = import_jobs.read_job(job_id)
+    assert job["state"] == "done"
+    assert job["totals"]["created"] == 3 and job["totals"]["rejected"] == 1
+    assert job["landed"] == [[2, 3], [5, 5]]
+    assert set(Customer.select(Customer.name).tuples()) == {("Aisyah",), ("Mei Ling",), ("Farah",)}
+    status = client.get(f"/imports/{job_id}/status", headers=HX)
+    assert status.status_code == 200 and b"<html" not in status.data
+    assert b'value="100"' in status.data and b"hx-trigger" not in status.data
+
+    rejected = client.get(f"/imports/{job_id}/rejected.csv")
+    assert rejected.status_code == 200 and rejected.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(rejected.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0] == ["name", "phone", "tags", "notes", "error"]
+    assert rows[1][:2] == ["Bad Phone", "12"] and "line 4" in rows[1][-1]
+
+
+def test_rejected_csv_neutralises_formulas(client, shop):
+    store, manager = shop
+    login(client, manager)
+    data = b"name,phone,notes\n=HYPERLINK(\"x\"),12,=cmd|' /C calc'!A0\n"
+    job_id = _import(client, "customers", data)
+    body = client.get(f"/imports/{job_id}/rejected.csv").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[1][0] == '\'=HYPERLINK("x")'
+    assert rows[1][2] == "'=cmd|' /C calc'!A0"
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "header", "person"),
+    [
+        ("customers_gbk.csv", "gb18030", "姓名", "张伟"),
+        ("customers_tis620.csv", "tis-620", "ชื่อ", "สมหญิง ใจดี"),
+    ],
+)
+def test_gbk_and_tis620_files_import_through_the_ui(client, app, name, encoding, header, person):
+    store = make_store(region="TH" if "tis" in name else "CN", timezone="Asia/Bangkok")
+    manager = make_staff("manager", [store])
+    login(client, manager)
+    resp = _upload(client, "customers", (DATA / name).read_bytes(), name)
+    job_id = _job_id(resp)
+    page = client.get(f"/imports/{job_id}/mapping").get_data(as_text=True)
+    assert header in page and person in page
+    detected = import_jobs.load_table(import_jobs.read_job(job_id)).encoding
+    assert detected.replace("_", "-").lower() in (encoding, "gbk", "gb2312", "tis-620", "cp874")
+    form = _mapping_form(client, job_id)
+    form["encoding"] = encoding
+    assert client.post(f"/imports/{job_id}/mapping", data=form).status_code == 200
+    client.post(f"/imports/{job_id}/run")
+    assert import_jobs.read_job(job_id)["state"] == "done"
+    assert Customer.get(Customer.name == person).store_id == store.id
+
+
+def test_choosing_the_wrong_encoding_says_so(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", (DATA / "customers_gbk.csv").read_bytes()))
+    resp = client.get(f"/imports/{job_id}/mapping?encoding=utf-8")
+    assert resp.status_code == 200
+    assert "not in this encoding" in resp.get_data(as_text=True)
+
+
+def test_upload_answers_422_with_the_reason(client, shop):
+    store, manager = shop
+    login(client, manager)
+    wrong = _upload(client, "customers", b"MZ\x90\x00", "virus.exe", headers=HX)
+    assert wrong.status_code == 422 and b"CSV or Excel" in wrong.data
+    assert b"<html" not in wrong.data
+    empty = _upload(client, "customers", b"", "empty.csv", headers=HX)
+    assert empty.status_code == 422 and b"empty" in empty.data
+    header_only = _upload(client, "customers", b"name,phone\n", "h.csv")
+    assert header_only.status_code == 422 and b"<html" in header_only.data
+    no_file = client.post("/imports", data={"kind": "customers"}, headers=HX)
+    assert no_file.status_code == 422 and b"Choose a file" in no_file.data
+
+
+def test_mapping_without_name_or_phone_answers_422(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    form = {f"col-{i}": "" for i in range(4)}
+    resp = client.post(f"/imports/{job_id}/mapping", data=form, headers=HX)
+    assert resp.status_code == 422 and b"<html" not in resp.data
+    assert b"Map a column to the name, the phone or the external id." in resp.data
+    twice = {"col-0": "name", "col-1": "name"}
+    resp = client.post(f"/imports/{job_id}/mapping", data=twice)
+    assert resp.status_code == 422 and b"More than one column" in resp.data
+    assert import_jobs.read_job(job_id)["state"] == "uploaded"
+
+
+def test_cancel_stops_the_import_and_resume_finishes_it(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    client.post(f"/imports/{job_id}/mapping", data=_mapping_form(client, job_id))
+    import_jobs.queue(job_id, clock.now())  # queued, the worker has not started yet
+    resp = client.post(f"/imports/{job_id}/cancel", headers=HX)
+    assert resp.status_code == 200 and b"<html" not in resp.data
+    job = import_jobs.run(job_id, clock.now())
+    assert job["state"] == "cancelled" and job["next_row"] == 0
+    assert Customer.select().count() == 0
+    page = client.get(f"/imports/{job_id}").get_data(as_text=True)
+    assert "Resume" in page
+    resp = client.post(f"/imports/{job_id}/resume", headers=HX)
+    assert resp.status_code == 200
+    job = import_jobs.read_job(job_id)
+    assert job["state"] == "done" and job["totals"]["created"] == 3
+    assert Customer.select().count() == 3
+
+
+class Killed(BaseException):
+    """The worker process dying mid-import."""
+
+
+def _big_file(rows: int) -> bytes:
+    lines = ["external id,name,phone,tags"]
+    for n in range(rows):
+        phone = "12" if n % 97 == 60 else f"012{n:07d}"
+        ext = f"M{n % 1150}"  # the last 50 rows repeat earlier members: merged, never doubled
+        lines.append(f"{ext},Member {n},{phone},tag{n % 3}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_resume_after_a_killed_worker_loses_and_doubles_nothing(client, app):
+    data = _big_file(1200)
+    totals = {}
+    for key in ("straight", "killed"):
+        store = make_store(key, region="MY")
+        manager = make_staff("manager", [store])
+        client.post("/logout")
+        login(client, manager)
+        job_id = _job_id(_upload(client, "customers", data))
+        client.post(f"/imports/{job_id}/mapping", data=_mapping_form(client, job_id))
+        if key == "straight":
+            client.post(f"/imports/{job_id}/run")
+        else:
+            import_jobs.queue(job_id, clock.now())
+            calls = {"n": 0}
+
+            def die_after_first_batch(calls=calls):
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise Killed
+                return False
+
+            with pytest.raises(Killed):
+                import_jobs.run(job_id, clock.now(), should_cancel=die_after_first_batch)
+            job = import_jobs.read_job(job_id)
+            assert job["state"] == "running" and job["next_row"] == 500
+            assert Customer.select().where(Customer.store == store.id).count() > 0
+            old = (clock.now() - timedelta(minutes=3)).isoformat()
+            import_jobs.write_job(job_id, heartbeat=old)
+            assert import_jobs.is_stale(import_jobs.read_job(job_id), clock.now())
+            assert import_tasks.resume_stale_imports.call_local() == [job_id]
+        job = import_jobs.read_job(job_id)
+        assert job["state"] == "done"
+        totals[key] = (
+            job["totals"],
+            job["landed"],
+            Customer.select().where(Customer.store == store.id).count(),
+            len(import_jobs.rejected_rows(job)),
+        )
+    assert totals["killed"] == totals["straight"]
+    assert totals["straight"][0]["created"] == totals["straight"][2]
+    assert totals["straight"][0]["rejected"] == totals["straight"][3] > 0
+
+
+def test_reimporting_the_same_file_changes_nothing(client, shop):
+    store, manager = shop
+    login(client, manager)
+    _import(client, "customers", CUSTOMERS.encode())
+    before = list(Customer.select().order_by(Customer.id).dicts())
+    again = _import(client, "customers", CUSTOMERS.encode())
+    totals = import_jobs.read_job(again)["totals"]
+    assert (totals["created"], totals["updated"], totals["unchanged"]) == (0, 0, 3)
+    assert list(Customer.select().order_by(Customer.id).dicts()) == before
+
+
+def _history(client, store, **options) -> None:
+    now = clock.now()
+    lines = ["order no,phone,date,type"]
+    for n in range(3):
+        day = (now - timedelta(days=6, hours=n)).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"H-{store.key}-{n},01{n + 2}2345678,{day},visit")
+    _import(client, "events", ("\n".join(lines) + "\n").encode(), **options)
+
+
+@pytest.mark.parametrize(("no_plans", "expect_followups"), [("1", False), ("", True)])
+def test_do_not_trigger_plans_keeps_history_from_firing_second_visit(
+    client, app, no_plans, expect_followups
+):
+    store = make_store("hist", region="MY")
+    manager = make_staff("manager", [store])
+    login(client, manager)
+    now = clock.now()
+    plans.create_plan(
+        store,
+        {"template": "second_visit", "name": "Second visit", "status": "active"},
+        now=now,
+    )
+    for n in range(3):
+        from app.services import customers
+
+        customers.upsert_customer(store, {"name": f"C{n}", "phone": f"01{n + 2}2345678"}, now)
+    _history(client, store, no_plans=no_plans)
+    assert Event.select().where(Event.store == store.id).count() == 3
+    for hours in range(0, 72, 3):
+        scheduler.tick(now=now + timedelta(hours=hours))
+    assert (FollowUp.select().where(FollowUp.store == store.id).count() > 0) is expect_followups
+
+
+def test_another_stores_manager_gets_404(client, app):
+    store = make_store("a")
+    other = make_store("b")
+    manager_a = make_staff("manager", [store])
+    manager_b = make_staff("manager", [other])
+    login(client, manager_a)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    client.post("/logout")
+    login(client, manager_b)
+    for url in ("", "/mapping", "/status", "/rejected.csv"):
+        assert client.get(f"/imports/{job_id}{url}").status_code == 404
+    for url in ("/mapping", "/run", "/cancel", "/resume"):
+        assert client.post(f"/imports/{job_id}{url}").status_code == 404
+    assert client.get("/imports/not-an-id/status").status_code == 404
+
+
+def test_employees_cannot_import(client, shop):
+    store, _ = shop
+    employee = make_staff("employee", [store])
+    login(client, employee)
+    assert client.get("/imports").status_code == 403
+    assert _upload(client, "customers", CUSTOMERS.encode()).status_code == 403
+
+
+def test_customer_created_by_the_api_gets_the_signup_bonus_once(client, shop):
+    store, _ = shop
+    _, raw = tokens.create_token(store, "POS")
+    headers = {"Authorization": f"Bearer {raw}"}
+    body = {"name": "Nurul", "phone": "+60125550000"}
+    assert client.post("/api/v1/customers", json=body, headers=headers).status_code == 201
+    assert client.post("/api/v1/customers", json=body, headers=headers).status_code == 200
+    customer = Customer.get(Customer.phone == "+60125550000")
+    entries = PointsEntry.select().where(PointsEntry.customer == customer.id)
+    assert [(e.kind, e.delta) for e in entries] == [("signup", 50)]
+    assert customer.points == 50
+
+
+def test_imported_new_customers_get_the_signup_bonus_once(client, shop):
+    store, manager = shop
+    login(client, manager)
+    _import(client, "customers", CUSTOMERS.encode())
+    _import(client, "customers", CUSTOMERS.encode())
+    signups = list(PointsEntry.select().where(PointsEntry.kind == "signup"))
+    assert len(signups) == 3
+    assert {e.delta for e in signups} == {50}
+    assert len({e.customer_id for e in signups}) == 3
+    assert Customer.get(Customer.name == "Farah").points == 50
+
+
+def test_an_existing_customer_updated_by_import_gets_no_bonus(client, shop):
+    store, manager = shop
+    login(client, manager)
+    existing = Customer.create(store=store, name="Old", phone="+60123456789")
+    _import(client, "customers", CUSTOMERS.encode())
+    signups = {e.customer_id for e in PointsEntry.select().where(PointsEntry.kind == "signup")}
+    assert len(signups) == 2 and existing.id not in signups
