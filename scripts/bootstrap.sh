@@ -14,8 +14,10 @@ fi
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
-fc-list 2>/dev/null | grep -qiE "Loma|Noto Sans Thai|Garuda|Sarabun" || need+=(fonts-thai-tlwg)
+fonts=$(fc-list 2>/dev/null || true)
+grep -i "Noto Sans CJK" <<<"$fonts" >/dev/null || need+=(fonts-noto-cjk)
+grep -iE "Loma|Noto Sans Thai|Garuda|Sarabun" <<<"$fonts" >/dev/null || need+=(fonts-thai-tlwg)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
