@@ -161,7 +161,10 @@ def customer_query(store: Store, filters: dict, now: datetime) -> pw.Select:
 
 def customer_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) -> Iterator[list]:
     """Customer rows with tags, attributes and a cards summary, a chunk of customers at a time."""
-    query = customer_query(store, filters, now)
+    return _customer_rows(customer_query(store, filters, now), size)
+
+
+def _customer_rows(query: pw.Select, size: int) -> Iterator[list]:
     for chunk in _chunks(query, Customer.id, size):
         ids = [c.id for c in chunk]
         tags: dict[int, list[str]] = {}
