@@ -288,3 +288,58 @@ def test_birthday_in_next_days_condition_counts(client, salon):
     )
     html = client.post("/plans/audience-count", data=form, headers=HX).get_data(as_text=True)
     assert 'data-count="1"' in html
+
+
+def test_detail_shows_ab_rates_decision_reasons_and_missed_occurrences(client, salon):
+    from app.models import ContactLog, Occurrence, Visit
+
+    store, farah, aisyah, people = salon
+    now = clock.now()
+    plan = service.create_plan(
+        store,
+        {
+            "template": "card_expiry",
+            "name": "Expiry AB",
+            "action": {
+                "kind": "followup",
+                "scripts": [{"variant": "A", "text": "A {name}"}, {"variant": "B", "text": "B"}],
+            },
+        },
+        now,
+    )
+    occ = Occurrence.create(plan=plan, key="2026-11-01", scheduled_for=now, status="done")
+    Occurrence.create(plan=plan, key="2026-11-02", scheduled_for=now, status="missed")
+    for customer, variant, status in zip(
+        people, ("A", "A", "B"), ("done", "open", "done"), strict=True
+    ):
+        f = FollowUp.create(
+            store=store,
+            customer=customer,
+            plan=plan,
+            assignee=aisyah,
+            due_at=now,
+            status=status,
+            variant=variant,
+            outcome="booked" if status == "done" else None,
+            completed_at=now if status == "done" else None,
+            open_customer=None if status == "done" else customer.id,
+        )
+        if status == "done":
+            ContactLog.create(followup=f, customer=customer, staff=aisyah, outcome="booked")
+    Visit.create(customer=people[0], store=store, day=now.date(), first_at=now + timedelta(days=1))
+    Decision.create(
+        plan=plan,
+        occurrence=occ,
+        customer=people[1],
+        dedupe_key="k1",
+        outcome="skipped",
+        reason="no reachable channel",
+    )
+    stats = {v["variant"]: v for v in service.variant_stats(plan)}
+    assert stats["A"]["contacts"] == 2 and stats["A"]["done"] == 1 and stats["A"]["returned"] == 1
+    assert stats["B"]["contacts"] == 1 and stats["B"]["returned"] == 0
+    assert stats["A"]["return_rate"] == 1.0 and stats["B"]["reached_rate"] == 1.0
+    login(client, farah)
+    html = client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    assert 'class="variant-A"' in html and 'class="variant-B"' in html
+    assert "no reachable channel" in html and "1 missed" in html

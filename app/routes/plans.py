@@ -102,6 +102,12 @@ OUTCOME_LABELS = {
     "withdrawn": _l("Withdrawn"),
     "pending": _l("Pending"),
 }
+OCCURRENCE_LABELS = {
+    "pending": _l("Pending"),
+    "running": _l("Running"),
+    "done": _l("Done"),
+    "missed": _l("Missed"),
+}
 PARAM_LABELS = {
     "day_of_month": _l("Day of the month"),
     "remind_days_before": _l("Remind … days before"),
@@ -957,6 +963,7 @@ def show(plan_id: int):
         type_labels=TYPE_LABELS,
         status_labels=STATUS_LABELS,
         outcome_labels=OUTCOME_LABELS,
+        occurrence_labels=OCCURRENCE_LABELS,
     )
 
 
