@@ -343,3 +343,33 @@ def test_detail_shows_ab_rates_decision_reasons_and_missed_occurrences(client, s
     html = client.get(f"/plans/{plan.id}").get_data(as_text=True)
     assert 'class="variant-A"' in html and 'class="variant-B"' in html
     assert "no reachable channel" in html and "1 missed" in html
+
+
+def test_custom_behaviour_plan_reports_missing_event_next_to_its_input(client, salon):
+    store, farah, _, _ = salon
+    login(client, farah)
+    form = {
+        "name": "After lashes",
+        "type": "behaviour",
+        "delay_days": "14",
+        "trigger_at": "09:30",
+        "products": "LASH1",
+        "action_kind": "message",
+        "channel": "whatsapp",
+        "a.r.mode": "all",
+    }
+    resp = client.post("/plans/new", data=form, headers=HX)
+    assert resp.status_code == 422
+    assert 'data-error-for="trigger.event"' in resp.get_data(as_text=True)
+    form["events"] = ["service_completed"]
+    assert client.post("/plans/new", data=form).status_code == 303
+    plan = Plan.get(Plan.store == store.id)
+    assert plan.trigger == {
+        "event": ["service_completed"],
+        "delay_days": 14,
+        "at": "09:30",
+        "products": ["LASH1"],
+    }
+    assert plan.action["channel"] == "whatsapp"
+    html = client.get(f"/plans/{plan.id}/edit").get_data(as_text=True)
+    assert 'value="service_completed" checked' in html and 'value="LASH1"' in html
