@@ -141,3 +141,37 @@ def test_manager_reassigns_selected_overdue_work_in_bulk(open_page, salon, shoot
     assert FollowUp.select().where(FollowUp.assignee == mei.id).count() == 2
     assert "1 follow-up matches." in page.inner_text("#team-followups")
     shoot(page, f"console-reassigned-{size}", full_page=True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/team",
+        "/tags",
+        "/tags/bulk",
+        "/reports",
+        "/settings",
+        "/settings/audit",
+        "/settings/staff/new",
+    ],
+)
+def test_console_pages_fit_a_360_px_phone(open_page, salon, shoot, path):
+    store, farah, aisyah, mei = salon
+    page = open_page("phone")
+    sign_in(page, farah.email)
+    page.goto(path)
+    assert page.locator("main h1").count() >= 1
+    assert no_horizontal_scroll(page)
+    shoot(page, "console-phone" + path.replace("/", "-"), full_page=True)
+
+
+def test_store_settings_fit_a_phone_and_show_errors_inline(open_page, salon, shoot):
+    store, farah, aisyah, mei = salon
+    page = open_page("phone")
+    sign_in(page, farah.email)
+    page.goto(f"/settings/stores/{store.id}")
+    assert no_horizontal_scroll(page)
+    page.fill("input[name=quiet_start]", "25:00")
+    page.click(".settings-form button[type=submit]")
+    page.locator("text=Enter a time as HH:MM").wait_for()
+    shoot(page, "console-phone-store-settings-error", full_page=True)
