@@ -698,12 +698,11 @@ def upsert_customer(
             # Another writer created the same phone or external id meanwhile: match it instead.
             if attempt:
                 raise
-    customer = Customer.get_by_id(draft.id)
     if outcome == "created":
         from app.services import loyalty
 
-        loyalty.credit_signup(customer, now)
-    return customer, outcome == "created"
+        loyalty.credit_signup(Customer.get_by_id(draft.id), now)
+    return Customer.get_by_id(draft.id), outcome == "created"
 
 
 def find_customer(store: Store, ref: dict) -> Customer | None:
