@@ -46,3 +46,34 @@ def test_a_tick_while_another_holds_the_lease_is_skipped(app):
         assert "skipped" in summary.line(utc(2026, 6, 17, 2, 0))
     finally:
         scheduler.release(scheduler.LOCK_NAME, "other-worker")
+
+
+def test_an_event_reruns_tag_rules_for_that_customer_at_once(app):
+    from app.models import CustomerTag, Tag, TagRule
+    from app.services import events
+
+    store = make_store()
+    customer = make_customer(store)
+    other = make_customer(store, total_spend=900)
+    tag = Tag.create(store=store, name="Big spender")
+    TagRule.create(
+        store=store,
+        tag=tag,
+        action="add",
+        audience={"all": [{"field": "total_spend", "op": "gte", "value": 500}]},
+    )
+    events.record_event(
+        store,
+        {
+            "external_id": "pos-1",
+            "type": "purchase",
+            "customer": {"id": customer.id},
+            "occurred_at": "2026-11-20T11:00:00",
+            "amount": "650.00",
+        },
+        now=utc(2026, 11, 20, 4, 0),
+    )
+    tagged = {ct.customer_id for ct in CustomerTag.select().where(CustomerTag.tag == tag)}
+    # Only the customer of the event is re-evaluated; the nightly run handles everyone else.
+    assert tagged == {customer.id}
+    assert other.id not in tagged

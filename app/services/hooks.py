@@ -1,4 +1,4 @@
-"""Hooks other services call after they commit: events react through the plan engine."""
+"""Hooks other services call after they commit: loyalty, tag rules and the plan engine react."""
 
 import logging
 from datetime import datetime
@@ -7,8 +7,9 @@ log = logging.getLogger(__name__)
 
 
 def after_event(event, now: datetime) -> None:
-    """Let the plan engine react to a newly recorded event (withdrawals, conversions)."""
-    from app.services import engine, loyalty
+    """Credit points, re-run tag rules for the customer, then let the plan engine react."""
+    from app.services import engine, loyalty, tagging
 
     loyalty.credit_for_event(event, now)
+    tagging.run_rules_for_customer(event.customer, now)
     engine.react_to_event(event, now)
