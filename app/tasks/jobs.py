@@ -47,6 +47,19 @@ def react_to_event(event_id: int):
         engine.react_to_event(event, clock.now())
 
 
-from app.tasks import messaging_jobs  # noqa: E402,F401 - registers the outbox jobs
-from app.tasks import report_jobs  # noqa: E402,F401 - registers the report and tag-rule jobs
-from app.tasks import import_jobs  # noqa: E402,F401 - registers the import jobs
+@huey.periodic_task(crontab(minute="20", hour="18"), retries=0)
+@huey.lock_task("revisit-loyalty-daily")
+@db_job
+def run_loyalty_upkeep():
+    """Nightly (idempotent): expire coupons and points whose time has come, recompute tiers."""
+    from app.services import loyalty
+
+    return loyalty.run_due(clock.now())
+
+
+# Importing these registers their jobs with the consumer.
+from app.tasks import (  # noqa: E402
+    import_jobs,  # noqa: F401
+    messaging_jobs,  # noqa: F401
+    report_jobs,  # noqa: F401
+)
