@@ -16,15 +16,44 @@ from app.services import auth
 def test_create_store_user_and_token(app):
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["create-store", "--key", "kl", "--name", "Bunga KL", "--timezone", "Asia/Kuala_Lumpur",
-              "--region", "MY", "--currency", "MYR", "--locale", "ms"]
+        args=[
+            "create-store",
+            "--key",
+            "kl",
+            "--name",
+            "Bunga KL",
+            "--timezone",
+            "Asia/Kuala_Lumpur",
+            "--region",
+            "MY",
+            "--currency",
+            "MYR",
+            "--locale",
+            "ms",
+        ]
     )
     assert result.exit_code == 0, result.output
     store = Store.get(Store.key == "kl")
-    assert (store.timezone, store.region, store.currency, store.locale) == ("Asia/Kuala_Lumpur", "MY", "MYR", "ms")
+    assert (store.timezone, store.region, store.currency, store.locale) == (
+        "Asia/Kuala_Lumpur",
+        "MY",
+        "MYR",
+        "ms",
+    )
 
-    result = runner.invoke(args=["create-user", "--email", "Farah@Example.test", "--role", "manager", "--store", "kl",
-                                 "--password", "a long enough password"])
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "--email",
+            "Farah@Example.test",
+            "--role",
+            "manager",
+            "--store",
+            "kl",
+            "--password",
+            "a long enough password",
+        ]
+    )
     assert result.exit_code == 0, result.output
     staff = Staff.get(Staff.email == "farah@example.test")
     assert staff.role == "manager"
@@ -41,24 +70,49 @@ def test_create_store_user_and_token(app):
 def test_create_store_rejects_bad_timezone_region_and_currency(app):
     runner = app.test_cli_runner()
     base = ["create-store", "--key", "x", "--name", "X"]
-    bad_tz = runner.invoke(args=base + ["--timezone", "Mars/Olympus", "--region", "MY", "--currency", "MYR"])
+    bad_tz = runner.invoke(
+        args=base + ["--timezone", "Mars/Olympus", "--region", "MY", "--currency", "MYR"]
+    )
     assert bad_tz.exit_code != 0 and "timezone" in bad_tz.output
-    bad_region = runner.invoke(args=base + ["--timezone", "UTC", "--region", "XX", "--currency", "MYR"])
+    bad_region = runner.invoke(
+        args=base + ["--timezone", "UTC", "--region", "XX", "--currency", "MYR"]
+    )
     assert bad_region.exit_code != 0 and "region" in bad_region.output
-    bad_currency = runner.invoke(args=base + ["--timezone", "UTC", "--region", "MY", "--currency", "ABC"])
+    bad_currency = runner.invoke(
+        args=base + ["--timezone", "UTC", "--region", "MY", "--currency", "ABC"]
+    )
     assert bad_currency.exit_code != 0 and "currency" in bad_currency.output
     assert Store.select().count() == 0
 
 
 def test_create_user_needs_an_existing_store_and_a_new_email(app):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "nope"])
+    result = runner.invoke(
+        args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "nope"]
+    )
     assert result.exit_code != 0 and "No store" in result.output
-    runner.invoke(args=["create-store", "--key", "kl", "--name", "KL", "--timezone", "UTC", "--region", "MY",
-                        "--currency", "MYR"])
-    first = runner.invoke(args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "kl"])
+    runner.invoke(
+        args=[
+            "create-store",
+            "--key",
+            "kl",
+            "--name",
+            "KL",
+            "--timezone",
+            "UTC",
+            "--region",
+            "MY",
+            "--currency",
+            "MYR",
+        ]
+    )
+    first = runner.invoke(
+        args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "kl"]
+    )
     assert first.exit_code == 0 and "Password:" in first.output
-    again = runner.invoke(args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "kl"])
+    again = runner.invoke(
+        args=["create-user", "--email", "a@b.test", "--role", "owner", "--store", "kl"]
+    )
     assert again.exit_code != 0 and "already exists" in again.output
 
 
@@ -84,11 +138,21 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
     env.pop("REVISIT_HUEY_IMMEDIATE", None)
     env["REVISIT_INSTANCE"] = str(tmp_path)
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "app.cli", "init"], cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "init"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         body = None
