@@ -48,6 +48,7 @@ def test_access(app, endpoint, index):
             resp = client.open(url, method=method, json=body)
         else:
             resp = client.open(url, method=method, data=data)
+        resp.close()  # finish streamed responses now, so their request context pops in order
         assert resp.status_code == expected[viewer], (
             f"{method} {url} as {viewer}: expected {expected[viewer]}, got {resp.status_code}"
         )
