@@ -8,6 +8,7 @@ import pytest
 from app import clock
 from app.models import FollowUp, Plan
 from app.services import scheduler
+from tests.browser.helpers import htmx_idle
 from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
@@ -107,8 +108,10 @@ def test_manager_builds_card_expiry_plan_and_staff_get_followups(open_page, salo
     page.evaluate("window.__noReload = true")
     page.click('button[name=builder][value="add:r"]')
     page.locator('select[name="a.r.0.field"]').wait_for()
+    htmx_idle(page)
     page.select_option('select[name="a.r.0.field"]', "gender")
     page.locator('input[name="a.r.0.value"]').wait_for()
+    htmx_idle(page)
     page.fill('input[name="a.r.0.value"]', "female")
     page.locator('input[name="a.r.0.value"]').dispatch_event("change")
     page.wait_for_function(
