@@ -5,12 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+mkdir -p instance
+exec 9>instance/.bootstrap.lock
+flock 9 # two runs at once (CI's two passes) install one after the other
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -vE "^WARNING: Location|^$" || true
-.venv/bin/python -c "import app, flask, peewee, huey, weasyprint" # fail loudly when the install did not work
+# Reinstall only when the dependencies changed since the last install.
+stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat .venv/.revisit-installed 2>/dev/null)" != "$stamp" ] \
+  || [ ! -x .venv/bin/revisit ] \
+  || ! .venv/bin/python -c "import app, flask, peewee, huey, weasyprint" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -vE "^WARNING: Location|^$" || true
+  .venv/bin/python -c "import app, flask, peewee, huey, weasyprint" # fail loudly when the install did not work
+  echo "$stamp" >.venv/.revisit-installed
+fi
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
