@@ -15,6 +15,7 @@ from app.models.customers import (
 from app.models.events import CardLedger, Event, EventItem
 from app.models.followups import ContactLog, FollowUp, FollowUpReason
 from app.models.loyalty import Coupon, PointsEntry, Reward
+from app.models.message_templates import MessageTemplate, MessageTemplateVariant
 from app.models.messages import ChannelSetting, Message, MessageStatusChange
 from app.models.org import (
     ApiRateWindow,
@@ -76,6 +77,8 @@ ALL_MODELS = [
     Message,
     MessageStatusChange,
     ChannelSetting,
+    MessageTemplate,
+    MessageTemplateVariant,
     PointsEntry,
     Reward,
     Coupon,
