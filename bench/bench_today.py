@@ -113,15 +113,17 @@ def main() -> None:
     client = app.test_client()
     resp = client.post("/login", data={"email": EMAIL, "password": PASSWORD})
     assert resp.status_code == 303, resp.status_code
-    timings, size = [], 0
+    timings, cpu, size = [], [], 0
     for _ in range(args.runs + 3):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         resp = client.get("/today")
         timings.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
         assert resp.status_code == 200
         size = len(resp.data)
-    timings = sorted(timings[3:])
+    timings, cpu = sorted(timings[3:]), sorted(cpu[3:])
     p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
+    cpu_p95 = cpu[max(0, int(len(cpu) * 0.95) - 1)]
     print(
         json.dumps(
             {
@@ -132,6 +134,10 @@ def main() -> None:
                 "runs": args.runs,
                 "today_p50_ms": round(statistics.median(timings) * 1000, 1),
                 "today_p95_ms": round(p95 * 1000, 1),
+                "cpu_p50_ms": round(statistics.median(cpu) * 1000, 1),
+                "cpu_p95_ms": round(cpu_p95 * 1000, 1),
+                "rows_rendered": resp.data.count(b'class="fu"'),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "html_bytes": size,
             }
         )

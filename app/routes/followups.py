@@ -2,12 +2,13 @@
 
 import uuid
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton, format_time
 from flask import Blueprint, abort, flash, g, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from peewee import JOIN
@@ -34,7 +35,7 @@ from app.models import (
 )
 from app.services import followups as service
 from app.services import permissions
-from app.templating import fmt_datetime, local_dt
+from app.templating import fmt_date, fmt_datetime, fmt_money, local_dt
 
 bp = Blueprint("followups", __name__)
 
@@ -59,6 +60,16 @@ def _outcome_labels() -> dict[str, str]:
     }
 
 
+@lru_cache(maxsize=4096)
+def _time_text(hour: int, minute: int, locale: str) -> str:
+    return format_time(time(hour, minute), "short", locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: date, with_year: bool, locale: str) -> str:
+    return format_skeleton("yMMMd" if with_year else "MMMd", day, locale=locale)
+
+
 @bp.app_template_filter("due")
 def due_label(value: datetime | None) -> str:
     """A due time, short: just the time when it is today, else the day and the time."""
@@ -66,12 +77,33 @@ def due_label(value: datetime | None) -> str:
         return ""
     local = local_dt(value)
     today = local_dt(clock.now()).date()
-    locale = get_locale() or "en"
-    time_part = format_time(local.replace(tzinfo=None), "short", locale=locale)
+    locale = str(get_locale() or "en")
+    # Today renders dozens of rows: the formatted pieces are cached per locale.
+    time_part = _time_text(local.hour, local.minute, locale)
     if local.date() == today:
         return time_part
-    skeleton = "MMMd" if local.year == today.year else "yMMMd"
-    return f"{format_skeleton(skeleton, local.date(), locale=locale)} {time_part}"
+    return f"{_day_text(local.date(), local.year != today.year, locale)} {time_part}"
+
+
+@bp.app_template_filter("fact")
+def fact_label(fact: dict) -> str:
+    """The row's most useful fact (see services.followups.useful_fact) as one short phrase."""
+    kind, value = fact["kind"], fact["value"]
+    if kind == "balance":
+        return _("Balance %(amount)s", amount=fmt_money(value))
+    if kind == "uses":
+        return ngettext("%(num)d use left", "%(num)d uses left", value)
+    if kind == "expiry":
+        return _("Expires %(date)s", date=fmt_date(value))
+    if kind == "points":
+        return ngettext("%(num)d point", "%(num)d points", value)
+    if kind == "birthday":
+        return _("Birthday %(date)s", date=fmt_date(value, "d MMM"))
+    if kind == "source":
+        return _("Came from %(source)s", source=value)
+    if kind == "days_since":
+        return ngettext("Last visit %(num)d day ago", "Last visit %(num)d days ago", value)
+    return _("No visit yet")
 
 
 def _error(exc: service.FollowUpError) -> str:
