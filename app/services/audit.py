@@ -6,11 +6,21 @@ from peewee import JOIN
 
 from app.models import AuditLog, Staff, Store
 
-OBJECT_TYPES = ("plan", "tag", "tag_rule", "followup", "setting", "store", "staff", "channel")
+OBJECT_TYPES = (
+    "plan",
+    "message_template",
+    "tag",
+    "tag_rule",
+    "followup",
+    "setting",
+    "store",
+    "staff",
+    "channel",
+)
 
 
 def record(
-    staff: Staff | None,
+    staff: Staff | int | None,
     store: Store | int | None,
     action: str,
     object_type: str,
@@ -18,11 +28,12 @@ def record(
     detail: dict | None,
     now: datetime,
 ) -> AuditLog:
-    """Write one audit row (staff None = the system)."""
+    """Write one audit row (staff None = the system; a Staff or its id)."""
     store_id = store.id if isinstance(store, Store) else store
+    staff_id = getattr(staff, "id", staff)
     return AuditLog.create(
         at=now,
-        staff=staff.id if staff else None,
+        staff=staff_id or None,
         store=store_id,
         action=action[:64],
         object_type=(object_type or "")[:40],

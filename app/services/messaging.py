@@ -43,7 +43,7 @@ from app.models import (
     Store,
 )
 from app.models.customers import CHANNELS as CONSENT_CHANNELS
-from app.services import channels, secrets_box
+from app.services import channels, message_templates, secrets_box
 from app.services.channels import PermanentError, TransientError, UnknownOutcome
 
 log = logging.getLogger(__name__)
@@ -262,12 +262,7 @@ def _backoff(attempts: int, retry_after: float | None) -> float:
 def _outgoing(message: Message, customer: Customer, store: Store, to: str) -> channels.Outgoing:
     template = {}
     if message.plan_id:
-        plan = Plan.get_or_none(Plan.id == message.plan_id)
-        action = (plan.action or {}) if plan else {}
-        if action.get("template_name"):
-            template["name"] = action["template_name"]
-        if action.get("template_language"):
-            template["language"] = action["template_language"]
+        template = message_templates.outgoing_template(message, customer, store)
     unsubscribe = ""
     if message.channel == "email":
         unsubscribe = f"{public_url()}/u/{unsubscribe_token(customer.id, 'email')}"

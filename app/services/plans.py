@@ -17,7 +17,7 @@ from app.models import (
     Store,
 )
 from app.models.events import EVENT_TYPES
-from app.services import engine, schedule, scripts, templates
+from app.services import audit, engine, message_templates, schedule, scripts, templates
 from app.services.validation import Errors, ValidationError, parse_datetime
 
 ACTION_KINDS = ("followup", "message")
@@ -222,7 +222,9 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
         out["steps"] = merged.get("steps")
         out["audience"] = merged.get("audience")
         out["priority"] = int(merged.get("priority", 50))
-    out["action"] = _action(merged.get("action"), tpl, errors)
+    out["action"] = message_templates.resolve_action(
+        store.id, _action(merged.get("action"), tpl, errors), errors
+    )
     if out.get("steps") is not None:
         if not isinstance(out["steps"], list):
             errors.add("steps", "must be a list of steps")
@@ -240,6 +242,10 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
                     )
                 if step.get("action"):
                     _action(step["action"], None, errors, f"steps.{i}.action")
+                    if step["action"].get("message_template") not in (None, ""):
+                        step["action"] = message_templates.resolve_action(
+                            store.id, dict(step["action"]), errors, f"steps.{i}.action"
+                        )
                 for j, branch in enumerate(step.get("branches") or []):
                     errors.extend(
                         {"field": f"steps.{i}.branches.{j}." + e["field"], "message": e["message"]}
@@ -247,8 +253,10 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
                     )
     errors.extend(_audience_errors(out["audience"]))
     out["backfill"] = bool(merged.get("backfill", True))
+    # A new plan starts with the store's default hold-out unless the body names one.
+    default_holdout = store.setting("default_holdout", 0) if base is None else 0
     try:
-        holdout = Decimal(str(merged.get("holdout_percent", 0) or 0))
+        holdout = Decimal(str(merged.get("holdout_percent", default_holdout) or 0))
         if not 0 <= holdout <= 100:
             raise ValueError
         out["holdout_percent"] = holdout
@@ -273,6 +281,8 @@ def create_plan(store: Store, data: dict, now: datetime, created_by=None) -> Pla
     """Create a plan from the POST /plans body; activates it when status is active."""
     fields = _normalise(store, data)
     status = fields.pop("status")
+    if status == "active":
+        _check_activation(Plan(store=store.id, **fields))
     plan = Plan.create(
         store=store.id,
         status="draft",
@@ -284,9 +294,21 @@ def create_plan(store: Store, data: dict, now: datetime, created_by=None) -> Pla
     PlanVersion.create(
         plan=plan.id, version=1, snapshot=_snapshot(plan), created_by=created_by, created_at=now
     )
+    _audit(plan, "plan.created", created_by, {"name": plan.name, "version": 1}, now)
     if status != "draft":
-        plan = set_status(plan, status, now, backfill=fields["backfill"])
+        plan = set_status(plan, status, now, backfill=fields["backfill"], staff=created_by)
     return plan
+
+
+def _check_activation(plan: Plan) -> None:
+    """Refuse to switch on a plan that would send an unapproved WhatsApp template."""
+    errors = message_templates.activation_errors(plan)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _audit(plan: Plan, action: str, staff, detail: dict, now: datetime) -> None:
+    audit.record(staff, plan.store_id, action, "plan", plan.id, detail, now)
 
 
 def update_plan(plan: Plan, data: dict, now: datetime, staff=None) -> Plan:
@@ -306,6 +328,8 @@ def update_plan(plan: Plan, data: dict, now: datetime, staff=None) -> Plan:
         base["status"] = plan.status
         fields = _normalise(store, data, base)
         fields.pop("status")
+        if status == "active" and plan.status != "active":
+            _check_activation(Plan(store=plan.store_id, **fields))
         changed = {
             k: v
             for k, v in fields.items()
@@ -324,11 +348,18 @@ def update_plan(plan: Plan, data: dict, now: datetime, staff=None) -> Plan:
                 created_by=staff,
                 created_at=now,
             )
+            _audit(
+                plan,
+                "plan.updated",
+                staff,
+                {"version": plan.version, "changed": sorted(changed)},
+                now,
+            )
             if plan.status == "active":
                 plan.next_run_at = engine.next_firing(engine.config(plan), store.timezone, now)
                 plan.save(only=[Plan.next_run_at])
     if status and status != plan.status:
-        plan = set_status(plan, status, now, backfill=backfill)
+        plan = set_status(plan, status, now, backfill=backfill, staff=staff)
     return plan
 
 
@@ -336,11 +367,17 @@ def _snapshot_value(value):
     return str(value) if isinstance(value, Decimal) else value
 
 
-def set_status(plan: Plan, status: str, now: datetime, backfill: bool | None = None) -> Plan:
-    """Switch a plan on, pause or archive it; switching on applies the back-fill choice."""
+def set_status(
+    plan: Plan, status: str, now: datetime, backfill: bool | None = None, staff=None
+) -> Plan:
+    """Switch a plan on, pause or archive it; switching on applies the back-fill choice and
+    is refused while a WhatsApp template it sends is not approved."""
     if status not in STATUSES:
         raise ValidationError("must be draft, active, paused or archived", field="status")
     store = Store.get_by_id(plan.store_id)
+    before = plan.status
+    if status == "active" and plan.status != "active":
+        _check_activation(plan)
     if backfill is not None:
         plan.backfill = bool(backfill)
     if status == "active" and plan.status != "active":
@@ -372,7 +409,20 @@ def set_status(plan: Plan, status: str, now: datetime, backfill: bool | None = N
         if status != "active":
             plan.next_run_at = None
         plan.save()
+    if plan.status != before:
+        detail = {"from": before, "to": plan.status, "version": plan.version}
+        if plan.status == "active":
+            detail["backfill"] = plan.backfill
+        _audit(plan, _STATUS_ACTIONS[plan.status], staff, detail, now)
     return plan
+
+
+_STATUS_ACTIONS = {
+    "active": "plan.switched_on",
+    "paused": "plan.paused",
+    "archived": "plan.archived",
+    "draft": "plan.moved_to_draft",
+}
 
 
 def _apply_backfill(plan: Plan, store: Store, now: datetime) -> None:
@@ -435,7 +485,8 @@ def _probe(plan: Plan, store: Store, instant: datetime, now: datetime) -> Occurr
     )
 
 
-def _count_new(plan: Plan, store: Store, occ: Occurrence, now: datetime) -> int:
+def _new_query(plan: Plan, store: Store, occ: Occurrence, now: datetime):
+    """(customer id, dedupe key) pairs the occurrence would decide for that have no decision."""
     cfg = engine.config(plan)
     query = engine.candidates(cfg, store, occ, now)
     cid, dk = query._returning[0], query._returning[1]
@@ -445,8 +496,11 @@ def _count_new(plan: Plan, store: Store, occ: Occurrence, now: datetime) -> int:
         & (Decision.customer == cid)
         & (Decision.dedupe_key == dk)
     )
-    counted = query.where(~pw.fn.EXISTS(taken))
-    return counted.select(cid, dk).distinct().count()
+    return query.where(~pw.fn.EXISTS(taken)).select(cid, dk).distinct()
+
+
+def _count_new(plan: Plan, store: Store, occ: Occurrence, now: datetime) -> int:
+    return _new_query(plan, store, occ, now).count()
 
 
 def audience_count(plan_or_store, audience, now: datetime) -> int:
@@ -487,23 +541,29 @@ def preview(plan: Plan, now: datetime, limit: int = 20) -> list[tuple]:
 
 
 def forecast(plan: Plan, now: datetime, days: int = 14) -> list[dict]:
-    """Per day of the next `days`: how many customers the plan would reach, and by what channel."""
+    """Per firing in the next `days`: how many customers the plan would contact, and by what
+    channel; a customer (per state, e.g. one expiring card) counts once, on the first day they
+    would be contacted, as the engine's decisions make sure of."""
     store = Store.get_by_id(plan.store_id)
     cfg = engine.config(plan)
     channel = cfg.action.get("channel") or cfg.action.get("kind", "followup")
     until = now + timedelta(days=days)
     out = []
+    seen: set[tuple] = set()
     instant = now - timedelta(seconds=1)
     while True:
         instant = engine.next_firing(cfg, store.timezone, instant)
         if instant is None or instant > until:
             break
         occ = _probe(plan, store, instant, now)
+        pairs = {tuple(row) for row in engine._fetch(_new_query(plan, store, occ, now))}
+        new = pairs - seen
+        seen |= new
         out.append(
             {
                 "date": schedule.local_date(instant, store.timezone).isoformat(),
                 "at": instant.isoformat(),
-                "count": _count_new(plan, store, occ, now),
+                "count": len(new),
                 "channel": channel,
             }
         )
