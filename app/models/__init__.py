@@ -14,6 +14,7 @@ from app.models.customers import (
 )
 from app.models.events import CardLedger, Event, EventItem
 from app.models.followups import ContactLog, FollowUp, FollowUpReason
+from app.models.imports import ImportBatch
 from app.models.loyalty import Coupon, PointsEntry, Reward
 from app.models.message_templates import MessageTemplate, MessageTemplateVariant
 from app.models.messages import ChannelSetting, Message, MessageStatusChange
@@ -82,6 +83,7 @@ ALL_MODELS = [
     PointsEntry,
     Reward,
     Coupon,
+    ImportBatch,
 ]
 
 __all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS"]

@@ -8,7 +8,6 @@ from app import clock
 from app.htmx import redirect, render
 from app.services import import_jobs, importing, permissions
 from app.services.permissions import manager_required
-from app.services.validation import ValidationError
 
 bp = Blueprint("imports", __name__)
 
@@ -154,7 +153,7 @@ def _mapping_ctx(job: dict, encoding: str | None, mapping: dict | None, errors: 
 def mapping(job_id: str):
     """Map each column to a field, with the first rows shown (and the encoding to change)."""
     job = _job(job_id)
-    if job["state"] not in ("uploaded", "checked"):
+    if job["state"] not in ("uploaded", "checked") or job.get("purged_at"):
         return redirect(url_for("imports.show", job_id=job_id))
     encoding = request.args.get("encoding", job.get("encoding") or "")
     if encoding not in _encoding_labels():
@@ -185,7 +184,7 @@ def _posted_mapping(job: dict, headers: list[str]) -> dict:
 def check(job_id: str):
     """Save the mapping and check the whole file without saving: the validation summary."""
     job = _job(job_id)
-    if job["state"] not in ("uploaded", "checked"):
+    if job["state"] not in ("uploaded", "checked") or job.get("purged_at"):
         abort(409)
     encoding = request.form.get("encoding", "")
     if encoding not in _encoding_labels():
@@ -206,12 +205,36 @@ def check(job_id: str):
         errors = {"mapping": _mapping_errors(job["kind"], chosen)}
         ctx = _mapping_ctx(job, encoding, chosen, errors)
         return render("imports/mapping.html", "imports/_mapping.html", status=422, **ctx)
-    try:
-        job = import_jobs.check(job_id, chosen, encoding or None, options, clock.now())
-    except ValidationError:
+    from app.tasks.import_jobs import check_import
+
+    import_jobs.start_check(job_id, chosen, encoding or None, options, clock.now())
+    check_import(job_id)
+    job = import_jobs.read_job(job_id)
+    if job["state"] == "uploaded":  # the check could not read the file with this mapping
         ctx = _mapping_ctx(job, encoding, chosen, {"mapping": _mapping_errors(job["kind"], {})})
         return render("imports/mapping.html", "imports/_mapping.html", status=422, **ctx)
-    return render("imports/check.html", "imports/_check.html", job=job, kinds=_kind_labels())
+    return _check_page(job_id)
+
+
+def _check_page(job_id: str):
+    job = import_jobs.read_job(job_id)
+    return render(
+        "imports/check.html",
+        "imports/_check.html",
+        job=job,
+        kinds=_kind_labels(),
+        percent=import_jobs.progress(job),
+    )
+
+
+@bp.route("/imports/<job_id>/check")
+@manager_required
+def checked(job_id: str):
+    """The check's progress (htmx polls it while the worker checks) and then its summary."""
+    job = _job(job_id)
+    if job["state"] not in (import_jobs.CHECKING, "checked"):
+        return redirect(url_for("imports.show", job_id=job_id))
+    return _check_page(job_id)
 
 
 def _mapping_errors(kind: str, chosen: dict) -> list[str]:
@@ -235,7 +258,7 @@ def _mapping_errors(kind: str, chosen: dict) -> list[str]:
 def run(job_id: str):
     """Start the checked import in the background; answer its progress."""
     job = _job(job_id)
-    if job["state"] != "checked":
+    if job["state"] != "checked" or job.get("purged_at"):
         abort(409)
     from app.tasks.import_jobs import run_import
 
@@ -263,7 +286,11 @@ def _status(job_id: str, status: int = 200):
 def show(job_id: str):
     """An import's progress and, when finished, its report."""
     job = _job(job_id)
-    if job["state"] in ("uploaded", "checked"):
+    if job.get("purged_at"):
+        return _status(job_id)
+    if job["state"] in (import_jobs.CHECKING, "checked"):
+        return redirect(url_for("imports.checked", job_id=job_id))
+    if job["state"] == "uploaded":
         return redirect(url_for("imports.mapping", job_id=job_id))
     return _status(job_id)
 
@@ -292,7 +319,10 @@ def resume(job_id: str):
     """Continue a cancelled or interrupted import from its last saved row."""
     job = _job(job_id)
     now = clock.now()
-    if job["state"] in ("cancelled", "failed") or import_jobs.is_stale(job, now):
+    if job.get("purged_at"):
+        return _status(job_id, 409)
+    stale = job["state"] in import_jobs.ACTIVE and import_jobs.is_stale(job, now)
+    if job["state"] in ("cancelled", "failed") or stale:
         from app.tasks.import_jobs import run_import
 
         import_jobs.queue(job_id, now)

@@ -1,6 +1,7 @@
 """Import jobs: an uploaded file and its state (JSON, written atomically) under instance/imports/<id>/."""
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -9,12 +10,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from app import config
-from app.models import Staff, Store
+from app.models import ImportBatch, Staff, Store
 from app.services import importing
+from app.services.validation import ValidationError
+
+log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{20,40}$")
 STALE_AFTER = timedelta(minutes=2)
 ACTIVE = ("queued", "running")
+CHECKING = "checking"
 UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
 
 
@@ -110,34 +115,57 @@ def store_jobs(store_id: int, limit: int = 10) -> list[dict]:
     return jobs[:limit]
 
 
-def check(job_id: str, mapping: dict, encoding: str | None, options: dict, now: datetime) -> dict:
-    """Dry-run the whole file with this mapping; keep and answer what would happen."""
-    job = read_job(job_id)
-    table = load_table(job, encoding)
-    store = Store.get_by_id(job["store"])
-    report = importing.import_rows(
-        job["kind"],
-        store,
-        table,
-        mapping,
-        now,
-        importing.ImportOptions(
-            create_tags=options["create_tags"],
-            triggers_plans=False,
-            dry_run=True,
-            staff=_staff(job),
-        ),
-    )
-    summary = report.to_dict()
-    summary["errors"] = summary["errors"][:20]
+def start_check(
+    job_id: str, mapping: dict, encoding: str | None, options: dict, now: datetime
+) -> dict:
+    """Keep the mapping and mark the job as waiting for its check (a dry run in the worker)."""
     return write_job(
         job_id,
-        state="checked",
+        state="checking",
         encoding=encoding,
         mapping=mapping,
         options=options,
-        total=len(table),
-        check=summary,
+        check=None,
+        check_error=None,
+        check_next_row=0,
+        heartbeat=now.isoformat(),
+    )
+
+
+def check(job_id: str, now: datetime, clock_now=None) -> dict:
+    """Dry-run the whole file with the job's mapping, saving progress; keep what would happen."""
+    job = read_job(job_id)
+    if job is None or job.get("state") != "checking":
+        return job or {}
+    clock_now = clock_now or (lambda: now)
+    try:
+        table = load_table(job)
+        write_job(job_id, total=len(table), headers=table.headers)
+
+        def progress(done: int, total: int) -> None:
+            write_job(job_id, check_next_row=done, heartbeat=clock_now().isoformat())
+
+        report = importing.import_rows(
+            job["kind"],
+            Store.get_by_id(job["store"]),
+            table,
+            job["mapping"],
+            now,
+            importing.ImportOptions(
+                create_tags=job["options"]["create_tags"],
+                triggers_plans=False,
+                dry_run=True,
+                staff=_staff(job),
+                on_progress=progress,
+            ),
+        )
+    except (ValueError, ValidationError) as exc:
+        log.warning("import %s: check failed: %s", job_id, exc)
+        return write_job(job_id, state="uploaded", check_error=exc.__class__.__name__)
+    summary = report.to_dict()
+    summary["errors"] = summary["errors"][:20]
+    return write_job(
+        job_id, state="checked", check=summary, check_next_row=len(table), heartbeat=None
     )
 
 
@@ -182,52 +210,97 @@ def _merge_ranges(ranges: list, lines: list[int]) -> list:
     return out
 
 
+def committed_batches(job_id: str) -> list[ImportBatch]:
+    """The job's batches that committed, in file order (written in each batch's transaction)."""
+    return list(
+        ImportBatch.select().where(ImportBatch.job == job_id).order_by(ImportBatch.first_row)
+    )
+
+
+def committed_state(job_id: str) -> dict:
+    """Totals, landed lines, resume row and carried state, exactly as the database has them."""
+    totals, landed, carries, next_row = _zero(), [], [], 0
+    for batch in committed_batches(job_id):
+        if batch.first_row != next_row:
+            break  # a gap cannot happen with one writer; resume from the first missing row
+        for key in totals:
+            totals[key] += int(batch.counts.get(key, 0))
+        landed = _merge_ranges(
+            landed, [line for first, last in batch.landed for line in range(first, last + 1)]
+        )
+        carries.append(batch.carry or {})
+        next_row = batch.end_row
+    return {
+        "totals": totals,
+        "landed": landed,
+        "next_row": next_row,
+        "carry": importing.merge_carries(carries),
+    }
+
+
 def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
-    """Run (or resume from next_row) a queued job, saving progress after every batch."""
+    """Run (or resume after the last committed batch) a queued job, saving progress per batch."""
     job = read_job(job_id)
     if job is None or job["state"] not in ACTIVE:
         return job or {}
     clock_now = clock_now or (lambda: now)
     table = load_table(job)
     store = Store.get_by_id(job["store"])
-    base = dict(job.get("totals") or _zero())
-    start = int(job.get("next_row") or 0)
-    rejected_file = job_dir(job_id) / "rejected.jsonl"
-    seen = {"errors": 0, "landed": 0}
-    job = write_job(job_id, state="running", total=len(table), heartbeat=clock_now().isoformat())
+    committed = committed_state(job_id)
+    base, base_landed = committed["totals"], committed["landed"]
+    seen = {"landed": 0}
+    job = write_job(
+        job_id,
+        state="running",
+        total=len(table),
+        headers=table.headers,
+        next_row=committed["next_row"],
+        totals=base,
+        landed=base_landed,
+        heartbeat=clock_now().isoformat(),
+    )
 
     def stop() -> bool:
         if cancel_marker(job_id).exists():
             return True
         return bool(should_cancel and should_cancel())
 
+    def record(partial: importing.ImportReport, begin: int, end: int, carry: dict) -> None:
+        ImportBatch.insert(
+            store=store.id,
+            job=job_id,
+            first_row=begin,
+            end_row=end,
+            counts={k: getattr(partial, k) for k in _zero()},
+            landed=_merge_ranges([], partial.landed),
+            errors=[
+                {"line": e.line, "field": e.field, "message": e.message, "raw": e.raw}
+                for e in partial.errors
+            ],
+            carry=carry,
+            at=clock_now(),
+        ).execute()
+
     def on_batch(report: importing.ImportReport) -> None:
-        new_errors = report.errors[seen["errors"] :]
-        if new_errors:
-            with rejected_file.open("a", encoding="utf-8") as out:
-                for e in new_errors:
-                    record = {"line": e.line, "field": e.field, "message": e.message, "raw": e.raw}
-                    out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        seen["errors"] = len(report.errors)
-        landed = _merge_ranges(
-            read_job(job_id).get("landed") or [], report.landed[seen["landed"] :]
-        )
+        base_landed[:] = _merge_ranges(base_landed, report.landed[seen["landed"] :])
         seen["landed"] = len(report.landed)
-        totals = {k: base[k] + getattr(report, k) for k in base}
         write_job(
             job_id,
             next_row=report.next_row,
-            totals=totals,
-            landed=landed,
+            totals={k: base[k] + getattr(report, k) for k in base},
+            landed=base_landed,
             heartbeat=clock_now().isoformat(),
         )
 
     options = importing.ImportOptions(
         create_tags=job["options"]["create_tags"],
         triggers_plans=job["options"]["triggers_plans"],
-        resume_from=start,
+        batch_size=int(job.get("batch_size") or importing.BATCH_SIZE),
+        resume_from=committed["next_row"],
+        carry=committed["carry"],
         should_cancel=stop,
         on_batch=on_batch,
+        on_commit=record,
         staff=_staff(job),
     )
     try:
@@ -237,52 +310,31 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
         raise
     if report.cancelled:
         return write_job(job_id, state="cancelled", cancelled=True)
-    return write_job(job_id, state="done", finished_at=clock_now().isoformat())
+    final = committed_state(job_id)
+    ImportBatch.update(carry={}).where(ImportBatch.job == job_id).execute()
+    return write_job(
+        job_id,
+        state="done",
+        totals=final["totals"],
+        landed=final["landed"],
+        next_row=final["next_row"],
+        finished_at=clock_now().isoformat(),
+    )
 
 
 def rejected_rows(job: dict) -> list[dict]:
-    """The rejected rows of a job's committed batches, each once, in file order."""
-    path = job_dir(job["id"]) / "rejected.jsonl"
-    if not path.exists():
-        return []
-    limit = _line_limit(job)
-    seen, rows = set(), []
-    with path.open(encoding="utf-8") as lines:
-        for text in lines:
-            try:
-                record = json.loads(text)
-            except ValueError:
-                continue
-            key = (record["line"], record["field"], record["message"])
-            if key in seen or (limit is not None and record["line"] > limit):
-                continue
-            seen.add(key)
-            rows.append(record)
+    """The rejected rows of the job's committed batches, in file order."""
+    rows = []
+    for batch in committed_batches(job["id"]):
+        rows.extend(batch.errors)
     rows.sort(key=lambda r: r["line"])
     return rows
-
-
-def _line_limit(job: dict) -> int | None:
-    """The last file line of the committed batches (rows past it are not yet imported)."""
-    if job.get("state") == "done":
-        return None
-    next_row = int(job.get("next_row") or 0)
-    if next_row <= 0:
-        return 0
-    try:
-        table = load_table(job)
-    except ValueError:
-        return None
-    return table.lines[next_row - 1] if next_row <= len(table.lines) else None
 
 
 def rejected_csv(job: dict) -> str:
     """The rejected rows with their reason, formula-safe, ready to fix and upload again."""
     report = importing.ImportReport(kind=job["kind"], total=job.get("total") or 0)
-    try:
-        report.headers = load_table(job).headers
-    except ValueError:
-        report.headers = []
+    report.headers = list(job.get("headers") or [])
     for record in rejected_rows(job):
         report.errors.append(
             importing.RowError(record["line"], record["field"], record["message"], record["raw"])
@@ -291,16 +343,17 @@ def rejected_csv(job: dict) -> str:
 
 
 def progress(job: dict) -> int:
-    """Percent of the rows processed."""
+    """Percent of the rows processed (checked, while the check runs)."""
     total = job.get("total") or 0
     if job.get("state") == "done":
         return 100
-    return int(100 * (job.get("next_row") or 0) / total) if total else 0
+    done = job.get("check_next_row") if job.get("state") == CHECKING else job.get("next_row")
+    return int(100 * (done or 0) / total) if total else 0
 
 
 def is_stale(job: dict, now: datetime) -> bool:
-    """True for a queued or running job whose worker has not reported for two minutes."""
-    if job.get("state") not in ACTIVE or not job.get("heartbeat"):
+    """True for a queued, running or checking job whose worker has not reported for two minutes."""
+    if job.get("state") not in (*ACTIVE, CHECKING) or not job.get("heartbeat"):
         return False
     return datetime.fromisoformat(job["heartbeat"]) < now - STALE_AFTER
 
@@ -315,6 +368,36 @@ def stale_jobs(now: datetime) -> list[str]:
         if job and is_stale(job, now):
             found.append(job["id"])
     return found
+
+
+def file_days() -> int:
+    """How many days an import's uploaded file is kept (REVISIT_IMPORT_FILE_DAYS, default 30)."""
+    try:
+        return max(1, int(os.environ.get("REVISIT_IMPORT_FILE_DAYS", "30")))
+    except ValueError:
+        return 30
+
+
+def purge_old_files(now: datetime, days: int | None = None) -> list[str]:
+    """Remove the uploaded files of imports not running and older than `days`; keep the record,
+    the report and the rejected rows (they live in the database)."""
+    if not jobs_dir().exists():
+        return []
+    cutoff = now - timedelta(days=days or file_days())
+    purged = []
+    for folder in jobs_dir().iterdir():
+        job = read_job(folder.name) if JOB_ID.match(folder.name) else None
+        if job is None or job.get("purged_at") or job.get("state") in (*ACTIVE, CHECKING):
+            continue
+        stamp = job.get("finished_at") or job.get("created_at")
+        if not stamp or datetime.fromisoformat(stamp) >= cutoff:
+            continue
+        for name in ("upload" + job.get("suffix", ".csv"), "rejected.jsonl", "cancel"):
+            (folder / name).unlink(missing_ok=True)
+        ImportBatch.update(carry={}).where(ImportBatch.job == job["id"]).execute()
+        write_job(job["id"], purged_at=now.isoformat())
+        purged.append(job["id"])
+    return purged
 
 
 def delete_job(job_id: str) -> None:

@@ -721,6 +721,8 @@ class ImportOptions:
     should_cancel: Callable[[], bool] | None = None
     staff: Staff | None = None
     dry_run: bool = False
+    carry: dict | None = None
+    on_commit: Callable[["ImportReport", int, int, dict], None] | None = None
 
 
 @dataclass
@@ -979,6 +981,9 @@ def import_rows(
     state = _ImportState(store, now, options, mapping)
     if kind == "customers":
         _customer_groups(state, table)
+        state.restore(options.carry)
+    else:
+        _prime_synthetic(kind, state, table, start)
     size = max(1, options.batch_size)
     for begin in range(start, total, size):
         if options.should_cancel is not None and options.should_cancel():
@@ -1013,27 +1018,66 @@ class _ImportState:
     group_failed: dict = field(default_factory=dict)
     synthetic: dict = field(default_factory=dict)
     lookups: customer_service.StoreLookups | None = None
+    new_keys: list = field(default_factory=list)
 
     def __post_init__(self):
         self.lookups = customer_service.StoreLookups(self.store)
+
+    def carry(self) -> dict:
+        """What later batches need from this one (JSON-ready), kept with the committed batch."""
+        return {
+            "keys": list(self.new_keys),
+            "deferred": self.deferred,
+            "group_failed": self.group_failed,
+            "proxy": self.proxy,
+        }
+
+    def restore(self, carry: dict | None) -> None:
+        """Take up the cross-batch state of the batches committed before a resume."""
+        if not carry:
+            return
+        self.seen_keys = set(carry.get("keys") or ())
+        self.deferred = {int(k): v for k, v in (carry.get("deferred") or {}).items()}
+        self.group_failed = {int(k): v for k, v in (carry.get("group_failed") or {}).items()}
+        self.proxy = {int(k): int(v) for k, v in (carry.get("proxy") or {}).items()}
+
+
+def merge_carries(carries: list[dict]) -> dict:
+    """The state after several committed batches, from their carries in file order."""
+    keys: list = []
+    merged: dict = {"keys": keys, "deferred": {}, "group_failed": {}, "proxy": {}}
+    for carry in carries:
+        keys.extend(carry.get("keys") or ())
+        for name in ("deferred", "group_failed", "proxy"):
+            if name in carry:
+                merged[name] = carry[name]
+    return merged
+
+
+def _prime_synthetic(kind: str, state: "_ImportState", table: Table, start: int) -> None:
+    """Count the id-less rows before a resume point, so repeated rows keep their own ids."""
+    body = card_body if kind == "cards" else event_body
+    for index in range(start):
+        body(_row_values(table, index, state.mapping), state.synthetic)
 
 
 def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: int, report):
     runner = {"customers": _customers_batch, "cards": _cards_batch, "events": _events_batch}[kind]
     for attempt in range(2):
         partial = ImportReport(kind=kind, total=report.total, headers=report.headers)
-        seen_before = set(state.seen_keys)
-        synthetic_before = dict(state.synthetic)
+        before = _snapshot(state)
         try:
             with db.atomic():
                 runner(state, table, begin, end, partial)
                 if state.options.dry_run:
                     raise _Rollback
+                if state.options.on_commit is not None:
+                    state.options.on_commit(partial, begin, end, state.carry())
         except _Rollback:
             pass
         except pw.IntegrityError:
             # A concurrent writer took a phone or id this batch was creating: run it again.
-            state.seen_keys, state.synthetic = seen_before, synthetic_before
+            _rewind(state, before)
             state.lookups = customer_service.StoreLookups(state.store)
             if attempt:
                 raise
@@ -1045,6 +1089,23 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
         setattr(report, name, getattr(report, name) + getattr(partial, name))
     report.errors.extend(sorted(partial.errors, key=lambda e: e.line))
     report.landed.extend(sorted(partial.landed))
+
+
+def _snapshot(state: "_ImportState") -> dict:
+    state.new_keys = []
+    return {
+        "seen_keys": set(state.seen_keys),
+        "synthetic": dict(state.synthetic),
+        "deferred": dict(state.deferred),
+        "group_failed": dict(state.group_failed),
+        "proxy": dict(state.proxy),
+    }
+
+
+def _rewind(state: "_ImportState", before: dict) -> None:
+    for name, value in before.items():
+        setattr(state, name, value)
+    state.new_keys = []
 
 
 def _customer_groups(state: "_ImportState", table: Table) -> None:
@@ -1149,7 +1210,9 @@ def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, 
             if role == "own":
                 report.reject(table.lines[index], exc.errors, table.record(index), state.mapping)
             continue
-        state.seen_keys |= keys | _customer_keys(draft.row)
+        added = (keys | _customer_keys(draft.row)) - state.seen_keys
+        state.seen_keys |= added
+        state.new_keys.extend(added)
         applied.append((index, draft, "merged" if duplicate and role == "own" else role))
     batch.flush()
     if not options.dry_run:
