@@ -8,7 +8,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
-from app import clock, config
+from app import clock, compression, config
 from app.db import db, init_db
 
 csrf = CSRFProtect()
@@ -68,6 +68,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.login_message = None
     login_manager.session_protection = None
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    compression.init_app(app)  # registered first so it runs after every other after_request
 
     from app.services import auth as auth_service
 
