@@ -52,6 +52,7 @@ class Message(BaseModel):
             (("customer", "created_at"), False),
             (("plan", "status"), False),
             (("provider_message_id",), False),
+            (("store", "channel", "sending_at"), False),
         )
 
 
@@ -73,7 +74,9 @@ class ChannelSetting(BaseModel):
     enabled = pw.BooleanField(default=False)
     config = JSONField(default=dict)
     secret = pw.TextField(default="")
-    per_second = pw.SmallIntegerField(default=3)
+    # Messages per `rate_unit` ("second" or "minute"); None means the channel's default.
+    rate_limit = pw.IntegerField(null=True)
+    rate_unit = pw.CharField(max_length=8, default="second")
     daily_quota = pw.IntegerField(null=True)
     price = pw.DecimalField(max_digits=10, decimal_places=4, default=0)
     updated_at = UTCDateTimeField(default=clock.now)

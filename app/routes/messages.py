@@ -91,13 +91,8 @@ def index():
     return render("messages/index.html", "messages/_list.html", **ctx)
 
 
-@bp.route("/messages/channels")
-@manager_required
-def channels():
-    """The store's channels: what is switched on, limits, and masked credentials."""
+def _channels_page(errors: dict | None = None, form=None, status: int = 200):
     store = g.store
-    if store is None:
-        abort(404)
     settings = {
         s.channel: s for s in ChannelSetting.select().where(ChannelSetting.store == store.id)
     }
@@ -105,12 +100,25 @@ def channels():
     return render(
         "messages/channels.html",
         "messages/_channels.html",
+        status=status,
         settings=settings,
         masked=masked,
         fields=FIELDS,
+        defaults={name: messaging.default_rate(name) for name in FIELDS},
+        errors=errors or {},
+        form=form,
         order=store.setting("channel_order", messaging.DEFAULT_ORDER),
         hooks_base=messaging.public_url() + "/hooks",
     )
+
+
+@bp.route("/messages/channels")
+@manager_required
+def channels():
+    """The store's channels: what is switched on, limits, and masked credentials."""
+    if g.store is None:
+        abort(404)
+    return _channels_page()
 
 
 @bp.route("/messages/channels/<channel>", methods=["POST"])
@@ -122,11 +130,9 @@ def save_channel(channel):
         abort(404)
     plain, secret = FIELDS[channel]
     form = request.form
-    try:
-        per_second = int(form.get("per_second") or 3)
-        quota = int(form["daily_quota"]) if form.get("daily_quota") else None
-    except ValueError:
-        abort(422)
+    rate, quota, errors = messaging.channel_limits_from_form(form)
+    if errors:
+        return _channels_page({channel: errors}, {channel: form}, status=422)
     messaging.configure_channel(
         store,
         channel,
@@ -134,7 +140,7 @@ def save_channel(channel):
         enabled=form.get("enabled") in ("1", "on", "true"),
         config={k: form.get(k, "").strip() for k in plain},
         secrets={k: form.get(k, "").strip() for k in secret},
-        per_second=per_second,
+        rate=rate,
         daily_quota=quota,
     )
     flash(_("Channel settings saved."), "success")

@@ -65,6 +65,18 @@ DEFAULT_LEASE = timedelta(minutes=10)
 # Claimed a chunk at a time: parallel senders interleave, and a crash strands few messages.
 CLAIM_CHUNK = 200
 DEFAULT_ORDER = ["whatsapp", "line", "sms", "email", "webhook", "followup"]
+# Messages per second or minute; a store's own setting wins over the channel's default.
+RATE_UNITS = {"second": 1, "minute": 60}
+DEFAULT_RATE = (3, "second")
+CHANNEL_DEFAULT_RATES = {
+    "whatsapp": (80, "second"),  # Cloud API default throughput per business number
+    "sms": (1, "second"),  # a long code (10DLC / international) sends about one a second
+}
+MAX_RATE = 100_000
+UNLIMITED = 0  # rate_limit 0: no limit (a store's own sink; benchmarks)
+# Meta's pair rate limit: one message to the same WhatsApp user every 6 seconds (131056).
+RECIPIENT_INTERVAL = {"whatsapp": timedelta(seconds=6)}
+KEEP = object()
 STOP_WORDS = {"stop", "退订", "退訂", "ยกเลิก", "berhenti", "unsubscribe"}
 UNKNOWN_PREFIX = "unknown: "
 
@@ -119,10 +131,19 @@ def configure_channel(
     secrets: dict,
     per_second: int | None = None,
     daily_quota: int | None = None,
+    rate=KEEP,
 ) -> ChannelSetting:
-    """Save a store's channel settings; blank secret fields keep the stored value."""
+    """Save a store's channel settings; blank secret fields keep the stored value.
+
+    `rate` is (count, "second" | "minute"), or (None, unit) for the channel's default;
+    `per_second=N` is short for rate=(N, "second"). Leaving both out keeps the stored rate.
+    """
     if channel not in channels.CHANNEL_NAMES:
         raise ValueError(f"unknown channel {channel!r}")
+    if per_second is not None:
+        rate = (per_second, "second")
+    if rate is not KEEP:
+        rate = validate_rate(*rate)
     setting = ChannelSetting.get_or_none(
         (ChannelSetting.store == store.id) & (ChannelSetting.channel == channel)
     ) or ChannelSetting(store=store.id, channel=channel)
@@ -133,12 +154,70 @@ def configure_channel(
     setting.secret = secrets_box.encrypt(stored)
     setting.config = {k: v for k, v in (config or {}).items() if v not in (None, "")}
     setting.enabled = bool(enabled)
-    if per_second is not None:
-        setting.per_second = max(1, int(per_second))
+    if rate is not KEEP:
+        setting.rate_limit, setting.rate_unit = rate
     setting.daily_quota = daily_quota
     setting.updated_at = now
     setting.save()
     return setting
+
+
+def validate_rate(count, unit: str = "second") -> tuple[int | None, str]:
+    """(count or None, unit) checked: a whole number from 0 (no limit) to MAX_RATE per unit."""
+    if unit not in RATE_UNITS:
+        raise ValueError(f"rate unit must be second or minute, not {unit!r}")
+    if count is None or count == "":
+        return None, unit
+    if isinstance(count, bool) or int(count) != count or not 0 <= int(count) <= MAX_RATE:
+        raise ValueError(f"rate must be a whole number from 0 to {MAX_RATE}")
+    return int(count), unit
+
+
+def channel_limits_from_form(form) -> tuple[tuple[int | None, str], int | None, dict]:
+    """The rate and daily quota typed into a channel form, and the errors per field.
+
+    A blank rate means the channel's default; 0 is refused here (no limit is for own sinks).
+    """
+    from flask_babel import lazy_gettext as _l
+
+    errors: dict = {}
+    unit = str(form.get("rate_unit") or "second").strip()
+    if unit not in RATE_UNITS:
+        errors["rate_unit"] = _l("Choose per second or per minute.")
+        unit = "second"
+    raw = str(form.get("rate_limit", form.get("per_second", "")) or "").strip()
+    count = None
+    if raw:
+        count = _whole(raw, 1, MAX_RATE, "rate_limit", errors)
+    raw_quota = str(form.get("daily_quota") or "").strip()
+    quota = _whole(raw_quota, 1, 10_000_000, "daily_quota", errors) if raw_quota else None
+    return (count, unit), quota, errors
+
+
+def _whole(raw: str, low: int, high: int, name: str, errors: dict) -> int | None:
+    from flask_babel import lazy_gettext as _l
+
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = _l("Enter a whole number.")
+        return None
+    if not low <= value <= high:
+        errors[name] = _l("Enter a number from %(low)s to %(high)s.", low=low, high=high)
+        return None
+    return value
+
+
+def default_rate(channel: str) -> tuple[int, str]:
+    """The channel's rate when the store has not set one (WhatsApp 80/s, SMS 1/s, else 3/s)."""
+    return CHANNEL_DEFAULT_RATES.get(channel, DEFAULT_RATE)
+
+
+def effective_rate(setting: ChannelSetting | None, channel: str) -> tuple[int, str]:
+    """(count, unit) in force: the store's own setting, else the channel's default."""
+    if setting is not None and setting.rate_limit is not None:
+        return setting.rate_limit, setting.rate_unit or "second"
+    return default_rate(channel)
 
 
 def masked_secrets(setting: ChannelSetting) -> dict:
@@ -332,45 +411,65 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _mark_dispatched(message_id: int, channel: str, now: datetime) -> None:
-    """The committed 'about to call the provider' marker, recording the channel used.
+def _mark_dispatched(pairs: list[tuple[int, str]], now: datetime) -> None:
+    """The committed 'about to call the provider' markers (message id, channel), in one commit.
 
-    Hand-written SQL: it runs once per message on the hot path.
+    Hand-written SQL: it is on the hot path.
     """
     p = db.param
-    db.execute_sql(
-        f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, detail, at) "
-        f"VALUES ({p}, {p}, {p}, {p})",
-        (message_id, "dispatch", json.dumps({"channel": channel}), _naive(now)),
-    )
-
-
-def _mark_sent(message_id: int, now: datetime, provider_id: str, to: str, detail) -> bool:
-    """sending → sent with its history row, in one transaction; False if a webhook was first."""
-    p = db.param
+    at = _naive(now)
+    rows = [(message_id, "dispatch", json.dumps({"channel": ch}), at) for message_id, ch in pairs]
     with db.atomic():
-        cursor = db.execute_sql(
-            f"UPDATE {_table(Message)} SET status = 'sent', sent_at = {p}, "
-            f"provider_message_id = {p}, to_address = {p}, error = '' "
-            f"WHERE id = {p} AND status = 'sending'",
-            (_naive(now), provider_id, to[:254], message_id),
+        db.cursor().executemany(
+            f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, detail, at) "
+            f"VALUES ({p}, {p}, {p}, {p})",
+            rows,
         )
-        moved = cursor.rowcount
-        if moved:
-            db.execute_sql(
+
+
+def _mark_sent(results: list[tuple[int, str, str, dict | None]], now: datetime) -> set[int]:
+    """sending → sent for (id, provider id, address, detail) rows, with their history rows, in
+    one transaction; answers the ids moved (a status webhook may have been first for others)."""
+    if not results:
+        return set()
+    p = db.param
+    at = _naive(now)
+    values = ", ".join(f"({p}, {p}, {p})" for _ in results)
+    params: list = [at]
+    for message_id, provider_id, to, _detail in results:
+        params += [message_id, provider_id, to[:254]]
+    table = _table(Message)
+    with db.atomic():
+        moved = {
+            row[0]
+            for row in db.execute_sql(
+                f"UPDATE {table} SET status = 'sent', sent_at = {p}, "
+                "provider_message_id = v.column2, to_address = v.column3, error = '' "
+                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1 "
+                f"AND {table}.status = 'sending' RETURNING {table}.id",
+                params,
+            ).fetchall()
+        }
+        history = [
+            (message_id, "sent", MessageStatusChange.detail.db_value(detail), at)
+            for message_id, _pid, _to, detail in results
+            if message_id in moved
+        ]
+        if history:
+            db.cursor().executemany(
                 f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, detail, at) "
                 f"VALUES ({p}, {p}, {p}, {p})",
-                (message_id, "sent", MessageStatusChange.detail.db_value(detail), _naive(now)),
+                history,
             )
-    return bool(moved)
+    late = [(pid, mid) for mid, pid, _to, _d in results if mid not in moved]
+    for provider_id, message_id in late:
+        # A status webhook got here first (it knew our key); keep its status, add the id.
+        Message.update(provider_message_id=provider_id).where(Message.id == message_id).execute()
+    return moved
 
 
-def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> str:
-    """Send a message already claimed (status sending); answer the outcome."""
-    batch = batch or _Batch([message_id])
-    message = batch.messages.get(message_id)
-    if message is None or message.status != "sending":
-        return "skipped"
+def _prepare(message: Message, batch: "_Batch", now: datetime):
+    """Checks before the provider call: an outcome string, or (adapter, outgoing) to send."""
     customer = batch.customers[message.customer_id]
     store = batch.store(message.store_id)
     if not batch.consented(customer, message.channel):
@@ -394,11 +493,13 @@ def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> st
         reason = f"no {message.channel} address"
         _move(message.id, "suppressed", now, ("sending",), {"reason": reason}, error=reason)
         return "suppressed"
-    outgoing = _outgoing(message, customer, store, to)
-    # Committed before the call: reconcile can tell "never called" from "maybe delivered".
-    _mark_dispatched(message.id, message.channel, now)
+    return adapter, _outgoing(message, customer, store, to)
+
+
+def _call(message: Message, adapter, out: channels.Outgoing, batch: "_Batch", now: datetime):
+    """The provider call: a SendResult, or the outcome string after handling its error."""
     try:
-        result = adapter.send(outgoing)
+        return adapter.send(out)
     except TransientError as exc:
         return _retry_later(message, now, exc)
     except UnknownOutcome as exc:
@@ -409,7 +510,7 @@ def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> st
             message.id, "failed", now, ("sending",), {"code": exc.code, "error": error}, error=error
         )
         notify_managers(
-            store,
+            batch.store(message.store_id),
             "A message may or may not have reached the client (the provider did not answer); "
             "it was not re-sent. See failed messages marked 'unknown'.",
             now,
@@ -425,16 +526,65 @@ def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> st
             {"code": exc.code, "error": str(exc)[:300], "flag": exc.flag},
             error=error,
         )
-        _flag_customer(customer, message.channel, exc, now)
+        _flag_customer(batch.customers[message.customer_id], message.channel, exc, now)
         if not exc.flag:
-            notify_managers(store, f"{message.channel} rejected a message: {error}", now)
+            notify_managers(
+                batch.store(message.store_id), f"{message.channel} rejected a message: {error}", now
+            )
         return "failed"
-    if not _mark_sent(message.id, now, result.provider_message_id, to, result.detail or None):
-        # A status webhook got here first (it knew our key); keep its status, add the id.
-        Message.update(provider_message_id=result.provider_message_id).where(
-            Message.id == message.id
-        ).execute()
-    return "sent"
+
+
+def deliver(message_id: int, now: datetime, batch: "_Batch | None" = None) -> str:
+    """Send a message already claimed (status sending); answer the outcome."""
+    outcomes = deliver_many([message_id], now, batch)
+    return next(iter(outcomes), "skipped")
+
+
+def deliver_many(ids: list[int], now: datetime, batch: "_Batch | None" = None) -> Counter:
+    """Send claimed messages; count the outcomes.
+
+    Where a resend is harmless (idempotent providers) the dispatch markers of the whole batch
+    are committed at once and the results recorded in one transaction. Elsewhere each message
+    gets its own marker before, and its result right after, its provider call, so a crash can
+    leave at most the one message in flight unknown.
+    """
+    batch = batch or _Batch(ids)
+    outcomes: Counter = Counter()
+    resendable = []
+    for message_id in ids:
+        message = batch.messages.get(message_id)
+        if message is None or message.status != "sending":
+            outcomes["skipped"] += 1
+            continue
+        prepared = _prepare(message, batch, now)
+        if isinstance(prepared, str):
+            outcomes[prepared] += 1
+            continue
+        adapter, out = prepared
+        if adapter.idempotent_retry:
+            resendable.append((message, adapter, out))
+            continue
+        _mark_dispatched([(message.id, message.channel)], now)
+        result = _call(message, adapter, out, batch, now)
+        if isinstance(result, str):
+            outcomes[result] += 1
+        else:
+            _mark_sent(
+                [(message.id, result.provider_message_id, out.to, result.detail or None)], now
+            )
+            outcomes["sent"] += 1
+    if resendable:
+        _mark_dispatched([(m.id, m.channel) for m, _a, _o in resendable], now)
+        sent = []
+        for message, adapter, out in resendable:
+            result = _call(message, adapter, out, batch, now)
+            if isinstance(result, str):
+                outcomes[result] += 1
+            else:
+                sent.append((message.id, result.provider_message_id, out.to, result.detail or None))
+        _mark_sent(sent, now)
+        outcomes["sent"] += len(sent)
+    return outcomes
 
 
 def _retry_later(message: Message, now: datetime, exc: Exception) -> str:
@@ -602,63 +752,111 @@ def _channel_lock(setting: ChannelSetting | None):
             yield
 
 
+def _claim_ids(ids: list[int], now: datetime) -> list[int]:
+    """Claim these queued messages in one conditional UPDATE … RETURNING, with history rows."""
+    if not ids:
+        return []
+    p = db.param
+    at = _naive(now)
+    placeholders = ", ".join([p] * len(ids))
+    rows = db.execute_sql(
+        f"UPDATE {_table(Message)} SET status = 'sending', sending_at = {p}, "
+        f"attempts = attempts + 1 WHERE id IN ({placeholders}) AND status = 'queued' "
+        "RETURNING id",
+        [at, *ids],
+    ).fetchall()
+    claimed = sorted(row[0] for row in rows)
+    if claimed:
+        db.cursor().executemany(
+            f"INSERT INTO {_table(MessageStatusChange)} (message_id, status, at) "
+            f"VALUES ({p}, {p}, {p})",
+            [(message_id, "sending", at) for message_id in claimed],
+        )
+    return claimed
+
+
+def _sends_since(store: Store, channel: str, since: datetime, now: datetime):
+    return (
+        (Message.store == store.id)
+        & (Message.channel == channel)
+        & (Message.sending_at > since)
+        & (Message.sending_at <= now)
+    )
+
+
 def _claim_batch(
     store: Store, channel: str, now: datetime, want: int, only_id: int | None = None
 ) -> tuple[list[int], float | None]:
-    """Claim up to `want` due messages within the rate limit and daily quota.
+    """Claim up to `want` due messages within the rate limit, the per-recipient interval and
+    the daily quota, in one transaction under the store × channel lock.
 
-    Answers the claimed ids and, when the rate limit held some back, the seconds to wait.
+    Answers the claimed ids and, when a limit held some back, the seconds to wait.
     """
     setting = channel_setting(store.id, channel)
-    per_second = max(1, setting.per_second if setting is not None else 3)
+    limit, unit = effective_rate(setting, channel)
+    window = timedelta(seconds=RATE_UNITS.get(unit, 1))
+    gap = RECIPIENT_INTERVAL.get(channel)
     exhausted = False
     claimed: list[int] = []
     wait = None
     with _channel_lock(setting):
-        recent_times = [
-            r.sending_at
-            for r in Message.select(Message.sending_at)
-            .where(
-                Message.store == store.id,
-                Message.channel == channel,
-                Message.sending_at > now - timedelta(seconds=1),
-                Message.sending_at <= now,
+        capacity = want
+        if limit != UNLIMITED:
+            used, oldest = (
+                Message.select(fn.COUNT(Message.id), fn.MIN(Message.sending_at))
+                .where(_sends_since(store, channel, now - window, now))
+                .tuples()
+                .get()
             )
-            .order_by(Message.sending_at)
-        ]
-        capacity = per_second - len(recent_times)
+            capacity = min(want, limit - used)
+            if capacity <= 0:
+                wait = (Message.sending_at.python_value(oldest) + window - now).total_seconds()
         if setting is not None and setting.daily_quota:
             left = quota_state(store, channel, now)["left"]
             exhausted = left <= 0
             capacity = min(capacity, left)
-        if not exhausted and capacity <= 0:
-            wait = max(0.01, (recent_times[0] + timedelta(seconds=1) - now).total_seconds())
-        elif not exhausted:
-            query = Message.select(Message.id).where(
+        if not exhausted and capacity > 0:
+            query = Message.select(Message.id, Message.customer).where(
                 _due(now), Message.store == store.id, Message.channel == channel
             )
             if only_id is not None:
                 query = query.where(Message.id == only_id)
-            ids = [
-                m.id
-                for m in query.order_by(Message.created_at, Message.id).limit(min(capacity, want))
-            ]
-            p = db.param
-            claim_sql = (
-                f"UPDATE {_table(Message)} SET status = 'sending', sending_at = {p}, "
-                f"attempts = attempts + 1 WHERE id = {p} AND status = 'queued'"
-            )
-            at = _naive(now)
-            for message_id in ids:
-                if db.execute_sql(claim_sql, (at, message_id)).rowcount:
-                    claimed.append(message_id)
-            if claimed:
-                MessageStatusChange.insert_many(
-                    [{"message": i, "status": "sending", "at": now} for i in claimed]
-                ).execute()
+            busy = None
+            if gap is not None:
+                busy = Message.select(Message.customer).where(
+                    _sends_since(store, channel, now - gap, now)
+                )
+                query = query.where(Message.customer.not_in(busy))
+            ids, customers = [], set()
+            for message_id, customer_id in query.order_by(Message.id).limit(capacity).tuples():
+                if gap is None or customer_id not in customers:
+                    ids.append(message_id)
+                    customers.add(customer_id)
+            claimed = _claim_ids(ids, now)
+            if not claimed and busy is not None:
+                wait = _recipient_wait(store, channel, now, gap, only_id)
     if exhausted:
         _quota_exhausted(store, channel, now)
-    return claimed, wait
+    return claimed, (max(0.01, wait) if wait is not None else None)
+
+
+def _recipient_wait(
+    store: Store, channel: str, now: datetime, gap: timedelta, only_id: int | None
+) -> float | None:
+    """Seconds until the first due message's recipient may be messaged again, if any waits."""
+    due = Message.select(Message.customer).where(
+        _due(now), Message.store == store.id, Message.channel == channel
+    )
+    if only_id is not None:
+        due = due.where(Message.id == only_id)
+    last = (
+        Message.select(fn.MIN(Message.sending_at))
+        .where(_sends_since(store, channel, now - gap, now), Message.customer.in_(due))
+        .scalar()
+    )
+    if last is None:
+        return None
+    return (Message.sending_at.python_value(last) + gap - now).total_seconds()
 
 
 def _quota_exhausted(store: Store, channel: str, now: datetime) -> None:
@@ -717,52 +915,61 @@ def notify_managers(
 # ---------------------------------------------------------------- the drain
 
 
-def send_due(now: datetime, limit: int = 10000, max_seconds: float = 50.0) -> dict:
+class RealClock:
+    """Wall-clock time for the drain; tests pass a fake one with the same two methods."""
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+def send_due(now: datetime, limit: int = 10000, max_seconds: float = 50.0, clock=RealClock) -> dict:
     """Claim and send everything due at `now` within quiet hours, rate limits and quotas.
 
-    When a rate limit holds messages back, waits for the window (real time, added to `now`)
-    for at most `max_seconds`; what is left stays queued for the next tick.
+    When a limit holds messages back, waits for it (the clock's time, added to `now`) for at
+    most `max_seconds`; what is left stays queued for the next tick.
     """
     summary: Counter = Counter()
     summary["deferred"] += defer_quiet_hours(now)
-    started = time.monotonic()
-    stores = {}
+    started = clock.monotonic()
+    stores: dict[int, Store] = {}
     current = now
     while summary["claimed"] < limit:
-        groups = list(
+        active = list(
             Message.select(Message.store, Message.channel).where(_due(current)).distinct().tuples()
         )
-        if not groups:
-            break
         waits = []
         progressed = False
-        for store_id, channel in groups:
-            store = stores.get(store_id) or stores.setdefault(store_id, Store.get_by_id(store_id))
-            if quiet_hours_end(store, current) is not None:
-                continue
-            want = min(CLAIM_CHUNK, limit - summary["claimed"])
-            claimed, wait = _claim_batch(store, channel, current, want)
-            summary["claimed"] += len(claimed)
-            for start in range(0, len(claimed), 500):
-                chunk = claimed[start : start + 500]
-                batch = _Batch(chunk)
-                for message_id in chunk:
-                    summary[deliver(message_id, current, batch)] += 1
-            progressed = progressed or bool(claimed)
-            if wait:
-                waits.append(wait)
-            if summary["claimed"] >= limit:
-                break
+        while active and summary["claimed"] < limit:
+            # Round-robin over store × channel; a group stays while it still yields messages.
+            still = []
+            for store_id, channel in active:
+                if store_id not in stores:
+                    stores[store_id] = Store.get_by_id(store_id)
+                store = stores[store_id]
+                if quiet_hours_end(store, current) is not None:
+                    continue
+                want = min(CLAIM_CHUNK, limit - summary["claimed"])
+                claimed, wait = _claim_batch(store, channel, current, want)
+                if claimed:
+                    summary["claimed"] += len(claimed)
+                    summary.update(deliver_many(claimed, current))
+                    progressed = True
+                    still.append((store_id, channel))
+                elif wait:
+                    waits.append(wait)
+                if summary["claimed"] >= limit:
+                    break
+            active = still
         if progressed:
             continue
         if not waits:
             break
         pause = min(waits)
-        if time.monotonic() - started + pause > max_seconds:
+        if clock.monotonic() - started + pause > max_seconds:
             summary["rate_limited"] += 1
             break
-        time.sleep(pause)
-        current = now + timedelta(seconds=time.monotonic() - started)
+        clock.sleep(pause)
+        current = now + timedelta(seconds=clock.monotonic() - started)
     return dict(summary)
 
 
