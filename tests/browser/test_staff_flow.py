@@ -2,15 +2,19 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from babel.support import Translations
 
 from app import clock
 from app.models import ContactLog, CustomerCard, Event, FollowUp, FollowUpReason, Plan
+from tests.browser.helpers import htmx_idle
 from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
 
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "app" / "translations"
 SCRIPT = "Hi 小红, your Lash card (RM 120.00 left) expires on 31 Dec. Book a refill?"
 
 
@@ -76,6 +80,7 @@ def test_employee_logs_no_answer_undoes_then_books_from_today(phone, salon, shoo
     page.click(f"#followup-{f.id} a.fu-open")
     card = page.locator(f"#followup-{f.id}.fu-card")
     card.wait_for()
+    htmx_idle(page)
     assert SCRIPT in card.locator(".script").first.inner_text()
     assert no_horizontal_scroll(page)
     card.locator("button.copy").first.click()
@@ -97,6 +102,7 @@ def test_employee_logs_no_answer_undoes_then_books_from_today(phone, salon, shoo
     # Undo brings it back.
     strip.locator("button.undo").click()
     card.wait_for()
+    htmx_idle(page)
     page.wait_for_function("document.querySelector('#count-overdue').textContent.trim() === '1'")
     assert FollowUp.get_by_id(f.id).attempts == 0
     assert page.evaluate("window.__noReload") is True
@@ -186,3 +192,83 @@ def test_counter_card_use_on_the_phone_shows_the_new_balance(phone, salon, shoot
     page.locator("#counter-card_used").scroll_into_view_if_needed()
     shoot(page, "counter-360")
     assert CustomerCard.get_by_id(card.id).remaining_uses == 2
+
+
+THAI_SCRIPT = "สวัสดีค่ะคุณสมศรี บัตรขนตาของคุณ (เหลือ ฿1,200.00) จะหมดอายุวันที่ 31 ธ.ค. จองเติมขนตาไหมคะ"
+
+
+def thai() -> Translations:
+    """The compiled Thai catalogue the app serves."""
+    return Translations.load(str(TRANSLATIONS), ["th"])
+
+
+@pytest.fixture
+def thai_salon(csrf_app):
+    store = make_store(
+        "bkk",
+        name="ร้านขนตาสวย สาขาอารีย์",
+        timezone="Asia/Bangkok",
+        region="TH",
+        currency="THB",
+        settings={"followup_hour": "10:00"},
+    )
+    malee = make_staff("employee", [store], email="malee@example.test", name="มาลี", locale="th")
+    expiry = Plan.create(
+        store=store, name="บัตรใกล้หมดอายุ", template="card_expiry", type="recurring", status="active"
+    )
+    somsri = make_customer(store, name="สมศรี ใจดี", phone="+66812345678", source="LINE OA")
+    make_card(somsri, "stored_value", balance=Decimal("1200.00"))
+    now = clock.now()
+    f = make_followup(store, somsri, malee, now - timedelta(days=1), expiry, THAI_SCRIPT)
+    return store, malee, somsri, f
+
+
+def test_thai_employee_copies_the_script_and_books_from_today(phone, thai_salon):
+    _, malee, somsri, f = thai_salon
+    t = thai()
+    overdue, booked = t.gettext("Overdue"), t.gettext("Booked")
+    assert overdue != "Overdue" and booked != "Booked"  # the catalogue really is Thai
+    page = phone
+    sign_in(page, malee.email)
+    assert page.locator("html").get_attribute("lang") == "th"
+    assert page.locator("#h-overdue").inner_text().startswith(overdue)
+    assert page.locator("#h-today").inner_text().startswith(t.gettext("Due today"))
+    assert page.locator("#h-upcoming").inner_text().startswith(t.gettext("Upcoming"))
+    assert no_horizontal_scroll(page)
+
+    page.click(f"#followup-{f.id} a.fu-open")
+    card = page.locator(f"#followup-{f.id}.fu-card")
+    card.wait_for()
+    htmx_idle(page)
+    for outcome in ("Reached", "No answer", "Declined", "Wrong number", "Opted out"):
+        value = outcome.lower().replace(" ", "_")
+        assert card.locator(f"button[value={value}]").inner_text() == t.gettext(outcome)
+    assert card.locator("details.booked > summary").inner_text().startswith(booked)
+    assert card.locator("button.copy").first.inner_text() == t.gettext("Copy script")
+    assert no_horizontal_scroll(page)
+
+    card.locator("button.copy").first.click()
+    page.wait_for_function("document.querySelector('button.copy').dataset.copied === '1'")
+    assert page.evaluate("navigator.clipboard.readText()") == THAI_SCRIPT
+
+    day = (clock.now() + timedelta(days=2)).date().isoformat()
+    card.locator("details.booked > summary").click()
+    card.locator("input[name=appointment_date]").fill(day)
+    card.locator("input[name=appointment_time]").fill("14:30")
+    card.locator("button[value=booked]").click()
+    strip = page.locator(f"#followup-{f.id}.fu-logged")
+    strip.wait_for()
+    assert booked in strip.inner_text()
+    page.wait_for_function("document.querySelector('#count-overdue').textContent.trim() === '0'")
+    assert FollowUp.get_by_id(f.id).outcome == "booked"
+    assert Event.get(Event.customer == somsri.id).type == "appointment_booked"
+
+    page.wait_for_selector(f"#followup-{f.id}", state="detached", timeout=15_000)
+    page.goto("/today")
+    assert page.locator(f"#followup-{f.id}").count() == 0
+
+    page.goto(f"/customers/{somsri.id}")
+    timeline = page.locator("ol.timeline").inner_text()
+    assert t.gettext("Appointment booked") != "Appointment booked"
+    assert t.gettext("Appointment booked") in timeline
+    assert no_horizontal_scroll(page)
