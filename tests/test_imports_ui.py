@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -364,3 +365,131 @@ def test_an_existing_customer_updated_by_import_gets_no_bonus(client, shop):
     _import(client, "customers", CUSTOMERS.encode())
     signups = {e.customer_id for e in PointsEntry.select().where(PointsEntry.kind == "signup")}
     assert len(signups) == 2 and existing.id not in signups
+
+
+def test_mapping_screen_names_fields_in_the_viewers_language(client, shop):
+    store, manager = shop
+    manager.locale = "zh_Hans"
+    manager.save()
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    page = client.get(f"/imports/{job_id}/mapping").get_data(as_text=True)
+    assert 'value="phone" selected>电话</option>' in page
+    assert 'value="level" >会员等级</option>' in page
+    assert ">level</option>" not in page and ">phone</option>" not in page
+
+    manager.locale = "en"
+    manager.save()
+    events = _job_id(_upload(client, "events", b"phone,date\n0123456789,2026-11-01\n"))
+    page = client.get(f"/imports/{events}/mapping").get_data(as_text=True)
+    assert 'value="customer.phone" selected>Client&#39;s phone</option>' in page
+    assert ">customer.phone</option>" not in page and ">item.sku</option>" not in page
+    twice = {**_mapping_form(client, events), "col-1": "customer.phone"}
+    resp = client.post(f"/imports/{events}/mapping", data=twice)
+    assert resp.status_code == 422
+    assert "More than one column is mapped to Client&#39;s phone." in resp.get_data(as_text=True)
+
+
+def test_the_check_runs_in_the_worker_and_the_page_polls_until_it_is_done(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    form = _mapping_form(client, job_id)
+    queued = []
+    import_tasks.huey.immediate = False  # the worker is busy elsewhere: the check waits
+    try:
+        resp = client.post(f"/imports/{job_id}/mapping", data=form, headers=HX)
+        queued = [task.name for task in import_tasks.huey.pending()]
+    finally:
+        import_tasks.huey.immediate = True
+    assert resp.status_code == 200 and b"<html" not in resp.data
+    assert b'hx-trigger="every 1s"' in resp.data and b"Checking every row" in resp.data
+    job = import_jobs.read_job(job_id)
+    assert job["state"] == "checking" and job["check"] is None
+    assert queued == ["check_import"]
+    assert client.post(f"/imports/{job_id}/run").status_code == 409
+    assert client.get(f"/imports/{job_id}").headers["Location"].endswith(f"/{job_id}/check")
+
+    steps = []
+    real_write = import_jobs.write_job
+
+    def watch(job_key, **fields):
+        steps.append(fields.get("check_next_row"))
+        return real_write(job_key, **fields)
+
+    import_jobs.write_job = watch
+    try:
+        import_tasks.check_import.call_local(job_id)
+    finally:
+        import_jobs.write_job = real_write
+    assert 4 in steps  # progress saved while checking
+    page = client.get(f"/imports/{job_id}/check")
+    assert page.status_code == 200 and b"<html" in page.data
+    assert b"hx-trigger" not in page.data and b"3 would be created" in page.data
+    assert import_jobs.read_job(job_id)["state"] == "checked"
+    assert Customer.select().count() == 0
+    assert client.post(f"/imports/{job_id}/run").status_code == 303
+    assert Customer.select().count() == 3
+
+
+def test_a_check_whose_worker_died_is_started_again(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    table = import_jobs.load_table(import_jobs.read_job(job_id))
+    from app.services import importing
+
+    mapping = importing.suggest_mapping("customers", table.headers)
+    old = clock.now() - timedelta(minutes=5)
+    import_jobs.start_check(job_id, mapping, None, {"create_tags": True}, old)
+    assert import_tasks.resume_stale_imports.call_local() == [job_id]
+    job = import_jobs.read_job(job_id)
+    assert job["state"] == "checked" and job["check"]["created"] == 3
+
+
+def test_old_import_files_are_removed_and_the_report_stays(client, shop):
+    store, manager = shop
+    login(client, manager)
+    done = _import(client, "customers", CUSTOMERS.encode())
+    abandoned = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    recent = _import(client, "customers", CUSTOMERS.encode())
+    later = clock.now() + timedelta(days=31)
+    import_jobs.write_job(recent, finished_at=(later - timedelta(days=2)).isoformat())
+    running = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
+    import_jobs.write_job(running, state="running", heartbeat=later.isoformat())
+
+    os.environ["REVISIT_IMPORT_FILE_DAYS"] = "30"
+    try:
+        mine = {done, abandoned, recent, running}
+        assert not mine & set(import_jobs.purge_old_files(clock.now()))
+        purged = mine & set(import_jobs.purge_old_files(later))
+    finally:
+        del os.environ["REVISIT_IMPORT_FILE_DAYS"]
+    assert purged == {done, abandoned}
+    for job_id in purged:
+        folder = import_jobs.job_dir(job_id)
+        assert not list(folder.glob("upload*")) and (folder / "job.json").exists()
+    for job_id in (recent, running):
+        assert list(import_jobs.job_dir(job_id).glob("upload*"))
+
+    page = client.get(f"/imports/{done}")
+    assert page.status_code == 200 and b"3 created" in page.data
+    assert b"has been removed" in page.data and b"Resume" not in page.data
+    rejected = client.get(f"/imports/{done}/rejected.csv").get_data(as_text=True)
+    assert "Bad Phone" in rejected and "line 4" in rejected
+    assert client.get(f"/imports/{abandoned}/mapping").status_code == 303
+    assert client.post(f"/imports/{abandoned}/mapping", data={}).status_code == 409
+
+
+def test_the_nightly_job_purges_with_the_configured_days(client, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _import(client, "customers", CUSTOMERS.encode())
+    import_jobs.write_job(job_id, finished_at=(clock.now() - timedelta(days=8)).isoformat())
+    os.environ["REVISIT_IMPORT_FILE_DAYS"] = "10"
+    try:
+        assert job_id not in import_tasks.purge_import_files.call_local()
+        os.environ["REVISIT_IMPORT_FILE_DAYS"] = "7"
+        assert job_id in import_tasks.purge_import_files.call_local()
+    finally:
+        del os.environ["REVISIT_IMPORT_FILE_DAYS"]

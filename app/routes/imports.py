@@ -137,7 +137,7 @@ def _mapping_ctx(job: dict, encoding: str | None, mapping: dict | None, errors: 
             for row in table.rows[:PREVIEW_ROWS]
         ],
         "rows": len(table),
-        "targets": importing.fields(job["kind"]),
+        "targets": importing.field_labels(job["kind"]),
         "detected": detected,
         "unsure": detected not in (None, "utf-8", "utf-8-sig"),
         "encoding": encoding or "",
@@ -240,9 +240,11 @@ def checked(job_id: str):
 def _mapping_errors(kind: str, chosen: dict) -> list[str]:
     """The mapping's problems, in the viewer's language."""
     targets = [t for t in chosen.values() if t]
+    labels = importing.field_labels(kind)
     errors = []
-    for target in {t for t in targets if targets.count(t) > 1}:
-        errors.append(_("More than one column is mapped to %(field)s.", field=target))
+    for target in sorted({t for t in targets if targets.count(t) > 1}):
+        label = labels.get(target) or _("Custom attribute")
+        errors.append(_("More than one column is mapped to %(field)s.", field=label))
     if kind == "customers" and not {"name", "phone", "external_id"} & set(targets):
         errors.append(_("Map a column to the name, the phone or the external id."))
     if kind == "cards" and "product" not in targets:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import peewee as pw
 from charset_normalizer import from_bytes
+from flask_babel import lazy_gettext as _l
 
 from app.db import db
 from app.models import Staff, Store
@@ -457,6 +458,61 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
 }
+_COMMON_LABELS = {
+    "name": _l("Name"),
+    "phone": _l("Phone"),
+    "gender": _l("Gender"),
+    "birthday": _l("Birthday"),
+    "tags": _l("Tags"),
+    "source": _l("Source"),
+    "level": _l("Member level"),
+    "email": _l("E-mail"),
+    "line_id": _l("LINE ID"),
+    "assigned_staff": _l("Assigned staff"),
+    "joined_at": _l("Joined"),
+    "notes": _l("Notes"),
+    "consent.whatsapp": _l("WhatsApp consent"),
+    "consent.line": _l("LINE consent"),
+    "consent.sms": _l("SMS consent"),
+    "consent.email": _l("E-mail consent"),
+    "customer.phone": _l("Client's phone"),
+    "customer.external_id": _l("Client's external id"),
+    "customer.id": _l("Client id"),
+    "product": _l("Card product"),
+    "balance": _l("Balance"),
+    "remaining_uses": _l("Remaining uses"),
+    "expires_on": _l("Expires on"),
+    "issued_at": _l("Issued on"),
+    "type": _l("Type"),
+    "occurred_at": _l("Date and time"),
+    "amount": _l("Amount"),
+    "item.sku": _l("Product code (SKU)"),
+    "item.name": _l("Product or service"),
+    "item.quantity": _l("Quantity"),
+    "item.price": _l("Unit price"),
+    "card.external_id": _l("Card number"),
+    "card.uses": _l("Card uses"),
+    "card.amount": _l("Amount taken from the card"),
+    "staff": _l("Staff"),
+    "appointment_at": _l("Appointment time"),
+}
+_EXTERNAL_ID_LABELS = {
+    "customers": _l("External id (member number)"),
+    "cards": _l("Card number"),
+    "events": _l("Order or receipt number"),
+}
+
+
+def field_labels(kind: str) -> dict[str, str]:
+    """Each field a column may be mapped to, with its label in the viewer's language."""
+    return {
+        target: str(
+            _EXTERNAL_ID_LABELS[kind] if target == "external_id" else _COMMON_LABELS[target]
+        )
+        for target in fields(kind)
+    }
+
+
 REQUIRED = {
     "customers": (("name", "phone", "external_id"),),
     "cards": (("product",), ("customer.phone", "customer.external_id", "customer.id")),
