@@ -1,14 +1,18 @@
-"""Time the customer importer on a generated 100,000-row CSV: first import, re-import, resume.
+"""Time the customer import job on a generated 100,000-row CSV: check, import, re-import, and an
+import whose worker process is killed with SIGKILL mid-way and then resumed.
 
-Usage: python -m bench.bench_import [--rows N] [--batch 500] [--keep]
-Uses DATABASE_URL when set (it must point at an empty scratch database); otherwise a fresh
-SQLite file in a temporary directory.
+Usage: python -m bench.bench_import [--rows N] [--batch 1000] [--keep]
+Uses DATABASE_URL when set (a scratch database: the script adds its own stores); otherwise a
+fresh SQLite file in a temporary directory. Import files go to a temporary instance directory.
 """
 
 import argparse
 import csv
 import os
 import random
+import resource
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,12 +23,24 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+WORKDIR = Path(tempfile.mkdtemp(prefix="revisit-bench-import-"))
+os.environ["REVISIT_INSTANCE"] = str(WORKDIR / "instance")
+
 from app.db import init_db  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 FIRST = ["Nur", "Siti", "Tan", "Lim", "陈", "林", "王", "สม", "มาลี", "Aisyah", "Mei", "Hafiz"]
 LAST = ["Aisyah", "Ling", "Wei", "美玲", "志明", "ใจดี", "รักดี", "binti Ahmad", "Kumar"]
 TAGS = ["VIP", "新客", "lash", "nail", "ลูกค้าใหม่", "rambut", "hair", "facial"]
+WORKER = """
+import sys
+from app.db import db, init_db
+init_db(sys.argv[1])
+from datetime import datetime
+from app.services import import_jobs
+with db.connection_context():
+    import_jobs.run(sys.argv[2], datetime.fromisoformat(sys.argv[3]))
+"""
 
 
 def write_csv(path: Path, rows: int, seed: int = 7) -> dict:
@@ -64,102 +80,118 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> dict:
     return {"bad": bad, "duplicates": duplicates}
 
 
+class Timer:
+    """Wall time, CPU time of this process, and the load average at the end."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+        self.load = os.getloadavg()[0]
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f}s wall, {self.cpu:.1f}s CPU, load {self.load:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--keep", action="store_true", help="keep the generated CSV")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="revisit-bench-import-"))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{WORKDIR}/bench.db"
     init_db(url)
     from app import migrate
     from app.db import db
-    from app.models import Customer, CustomerTag
-    from app.services import importing, stores
+    from app.models import Customer, CustomerTag, ImportBatch
+    from app.services import import_jobs, importing, stores
 
-    try:
-        migrate.upgrade()
-    except Exception as exc:  # a migration in progress elsewhere must not block the benchmark
-        if not url.startswith("sqlite"):
-            raise
-        print(f"migrations failed ({exc}); building the schema from the models instead")
-        from app.models import ALL_MODELS
-
-        db.close_all() if hasattr(db, "close_all") else None
-        url = f"sqlite:///{workdir}/bench-models.db"
-        init_db(url)
-        with db.connection_context():
-            db.create_tables(ALL_MODELS)
-    path = workdir / "customers.csv"
-    started = time.perf_counter()
+    migrate.upgrade()
+    path = WORKDIR / "customers.csv"
     shape = write_csv(path, args.rows)
-    print(f"generated {args.rows} rows in {time.perf_counter() - started:.1f}s ({shape})")
+    data = path.read_bytes()
+    print(f"{args.rows} rows, batches of {args.batch}, {os.cpu_count()} cores; file: {shape}")
+
+    def new_job(store) -> str:
+        job_id = import_jobs.create_job(store, None, "customers", "customers.csv", data, NOW)
+        table = import_jobs.load_table(import_jobs.read_job(job_id))
+        mapping = importing.suggest_mapping("customers", table.headers)
+        options = {"create_tags": True, "triggers_plans": False}
+        import_jobs.start_check(job_id, mapping, None, options, NOW)
+        import_jobs.write_job(job_id, batch_size=args.batch)
+        return job_id
+
+    def outcome(store, job_id: str) -> tuple:
+        job = import_jobs.read_job(job_id)
+        customers = Customer.select().where(Customer.store == store.id).count()
+        links = CustomerTag.select().join(Customer).where(Customer.store == store.id).count()
+        rejected = len(import_jobs.rejected_rows(job))
+        return job["totals"], job["landed"], customers, links, rejected
 
     with db.connection_context():
-        store = stores.create_store(
-            f"bench{int(time.time())}", "Bench", "Asia/Kuala_Lumpur", "MY", "MYR"
-        )
-        options = {"batch_size": args.batch}
-
-        started = time.perf_counter()
-        table = importing.read_table(path)
-        read_s = time.perf_counter() - started
-        mapping = importing.suggest_mapping("customers", table.headers)
-
-        started, cpu = time.perf_counter(), time.process_time()
-        first = importing.import_rows("customers", store, table, mapping, NOW, options)
-        first_s, first_cpu = time.perf_counter() - started, time.process_time() - cpu
-        count = Customer.select().where(Customer.store == store.id).count()
+        stamp = int(time.time())
+        store = stores.create_store(f"bench{stamp}", "Bench", "Asia/Kuala_Lumpur", "MY", "MYR")
+        job_id = new_job(store)
+        with Timer() as t:
+            job = import_jobs.check(job_id, NOW)
+        print(f"check (dry run, in the worker): {t}  {job['check']['created']} would be created")
+        import_jobs.queue(job_id, NOW)
+        with Timer() as t:
+            job = import_jobs.run(job_id, NOW)
+        first = outcome(store, job_id)
         print(
-            f"read: {read_s:.1f}s  import: {first_s:.1f}s wall, {first_cpu:.1f}s CPU "
-            f"({args.rows / first_s:,.0f} rows/s); load average {os.getloadavg()[0]:.1f} "
-            f"on {os.cpu_count()} cores"
+            f"first import: {t} ({args.rows / t.wall:,.0f} rows/s)  "
+            f"{first[0]}; customers {first[2]}, tag links {first[3]}"
         )
-        print(f"  {first.summary()}  customers in store: {count}")
 
-        started, cpu = time.perf_counter(), time.process_time()
-        again = importing.import_rows("customers", store, table, mapping, NOW, options)
-        again_s, again_cpu = time.perf_counter() - started, time.process_time() - cpu
-        print(f"re-import: {again_s:.1f}s wall, {again_cpu:.1f}s CPU  {again.summary()}")
+        again = new_job(store)
+        import_jobs.check(again, NOW)
+        import_jobs.queue(again, NOW)
+        with Timer() as t:
+            import_jobs.run(again, NOW)
+        print(f"re-import: {t}  {import_jobs.read_job(again)['totals']}")
 
-        # Kill-and-resume: a second store, cancelled after 40% of the batches, then resumed
-        # from one batch earlier than reported (the last progress write was lost).
-        other = stores.create_store(
-            f"bench{int(time.time())}b", "Bench B", "Asia/Kuala_Lumpur", "MY", "MYR"
-        )
-        cut = int(len(table) * 0.4)
-        progress = {"done": 0}
-
-        def remember(done: int, total: int) -> None:
-            progress["done"] = done
-
-        started = time.perf_counter()
-        part = importing.import_rows(
-            "customers",
-            other,
-            table,
-            mapping,
-            NOW,
-            dict(options, on_progress=remember, should_cancel=lambda: progress["done"] >= cut),
-        )
-        importing.import_rows(
-            "customers",
-            other,
-            table,
-            mapping,
-            NOW,
-            dict(options, resume_from=max(0, part.next_row - args.batch)),
-        )
-        resume_s = time.perf_counter() - started
-        count_b = Customer.select().where(Customer.store == other.id).count()
-        tags_a = CustomerTag.select().join(Customer).where(Customer.store == store.id).count()
-        tags_b = CustomerTag.select().join(Customer).where(Customer.store == other.id).count()
+        other = stores.create_store(f"bench{stamp}b", "Bench B", "Asia/Kuala_Lumpur", "MY", "MYR")
+        killed = new_job(other)
+        import_jobs.check(killed, NOW)
+        import_jobs.queue(killed, NOW)
+    batches = -(-args.rows // args.batch)
+    cut = max(1, int(batches * 0.4))
+    started = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, killed, NOW.isoformat()], cwd=ROOT, env=env
+    )
+    with db.connection_context():
+        committed = ImportBatch.select().where(ImportBatch.job == killed)
+        while committed.count() < cut and worker.poll() is None:
+            time.sleep(0.02)
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker ended by itself (exit {worker.returncode})")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        landed = committed.count()
+        saved = import_jobs.read_job(killed)
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
         print(
-            f"cancel at row {part.next_row} + resume from {max(0, part.next_row - args.batch)}: "
-            f"{resume_s:.1f}s; customers {count_b} (uninterrupted: {count}), "
-            f"tag links {tags_b} (uninterrupted: {tags_a})"
+            f"worker killed (SIGKILL) after {landed} committed batches; job file says row "
+            f"{saved['next_row']}, state {saved['state']}; worker CPU "
+            f"{child.ru_utime + child.ru_stime:.1f}s"
+        )
+        import_jobs.queue(killed, NOW)
+        with Timer() as t:
+            import_jobs.run(killed, NOW)
+        total = time.perf_counter() - started
+        resumed = outcome(other, killed)
+        same = "identical to" if resumed == first else "DIFFERENT FROM"
+        print(
+            f"resume: {t}; killed + resumed {total:.1f}s wall; totals {resumed[0]}, "
+            f"customers {resumed[2]}, tag links {resumed[3]}, rejected rows {resumed[4]} — "
+            f"{same} the uninterrupted import"
         )
     if not args.keep:
         path.unlink()
