@@ -804,3 +804,69 @@ ACCESS.update(
         ],
     }
 )
+
+
+# ---- message templates for plans (helper "builder")
+
+
+def _message_template_of_a(w) -> int:
+    from app import clock
+    from app.models import MessageTemplate
+    from app.services import message_templates
+
+    template = MessageTemplate.get_or_none(MessageTemplate.store == w.store_a.id)
+    if template is None:
+        template = message_templates.save_template(
+            w.store_a,
+            {"name": "Member day", "variants": {"en": {"body": "Hi {name}"}}},
+            clock.now(),
+        )
+    return template.id
+
+
+_TEMPLATE_A = dict(anon=R, employee_a=403, manager_b=404, owner=200)
+ACCESS.update(
+    {
+        "message_templates.index": [("GET", lambda w: "/message-templates", _MANAGERS)],
+        "message_templates.new": [
+            ("GET", lambda w: "/message-templates/new", _MANAGERS),
+            (
+                "POST",
+                lambda w: "/message-templates/new",
+                dict(anon=R, employee_a=403, manager_b=422, owner=422),
+                lambda w: {"name": ""},
+            ),
+        ],
+        "message_templates.edit": [
+            ("GET", lambda w: f"/message-templates/{_message_template_of_a(w)}", _TEMPLATE_A),
+            (
+                "POST",
+                lambda w: f"/message-templates/{_message_template_of_a(w)}",
+                dict(anon=R, employee_a=403, manager_b=404, owner=422),
+                lambda w: {"name": ""},
+            ),
+        ],
+        "message_templates.refresh": [
+            (
+                "POST",
+                lambda w: f"/message-templates/{_message_template_of_a(w)}/refresh",
+                dict(anon=R, employee_a=403, manager_b=404, owner=422),
+            )
+        ],
+        "message_templates.preview": [
+            (
+                "POST",
+                lambda w: f"/message-templates/{_message_template_of_a(w)}/preview",
+                _TEMPLATE_A,
+                lambda w: {"q": "小红"},
+            )
+        ],
+        "message_templates.delete": [
+            (
+                "POST",
+                lambda w: f"/message-templates/{_message_template_of_a(w)}/delete",
+                dict(anon=R, employee_a=403, manager_b=404, owner=303),
+            )
+        ],
+    }
+)

@@ -52,3 +52,7 @@ def register_blueprints(app) -> None:
 
     for module in (imports, exports):
         app.register_blueprint(module.bp)
+
+    from app.routes import message_templates
+
+    app.register_blueprint(message_templates.bp)

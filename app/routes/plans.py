@@ -15,6 +15,7 @@ from app.models import (
     CardProduct,
     Customer,
     CustomerCard,
+    MessageTemplate,
     Occurrence,
     Plan,
     PlanVersion,
@@ -26,7 +27,7 @@ from app.models import (
 )
 from app.models.events import EVENT_TYPES
 from app.services import audience as audience_service
-from app.services import engine, permissions, scripts, templates
+from app.services import engine, message_templates, permissions, scripts, templates
 from app.services import plans as service
 from app.services.validation import ValidationError
 
@@ -107,6 +108,11 @@ OCCURRENCE_LABELS = {
     "running": _l("Running"),
     "done": _l("Done"),
     "missed": _l("Missed"),
+}
+APPROVAL_LABELS = {
+    "pending": _l("Waiting for Meta's approval"),
+    "approved": _l("Approved by Meta"),
+    "rejected": _l("Rejected by Meta"),
 }
 PARAM_LABELS = {
     "day_of_month": _l("Day of the month"),
@@ -404,7 +410,8 @@ def form_from_plan(plan: Plan | None, tpl, store: Store) -> dict:
             "script": "",
             "script_b": "",
             "ab": False,
-            "holdout_percent": "0",
+            "message_template": "",
+            "holdout_percent": _as_text(store.setting("default_holdout", 0) or 0),
             "window_days": "30",
             "backfill": True,
         }
@@ -449,6 +456,7 @@ def form_from_plan(plan: Plan | None, tpl, store: Store) -> dict:
         "script": variants.get("A") or _pick_text(action.get("script"), store),
         "script_b": variants.get("B", ""),
         "ab": bool(variants),
+        "message_template": _as_text(action.get("message_template") or ""),
         "holdout_percent": _as_text(plan.holdout_percent or 0),
         "window_days": _as_text(plan.window_days),
         "backfill": plan.backfill,
@@ -474,6 +482,7 @@ def form_from_request(form, tpl) -> dict:
             "due_in_hours",
             "script",
             "script_b",
+            "message_template",
             "holdout_percent",
             "window_days",
         )
@@ -538,6 +547,8 @@ def plan_body(
         # An unchanged multi-language script stays multi-language.
         keep = isinstance(old, dict) and text_a == _pick_text(old, store).strip()
         action["script"] = old if keep else (text_a or None)
+    chosen = values.get("message_template", "")
+    action["message_template"] = int(chosen) if chosen.isdigit() else None
     data["action"] = action
     data["audience"], _ = audience_from_tree(tree, skip_incomplete=live)
     data["holdout_percent"] = values["holdout_percent"] or "0"
@@ -618,6 +629,10 @@ def _form_ctx(store, plan, tpl, values, tree, errors=None):
         weekday_labels=WEEKDAY_LABELS,
         param_labels=PARAM_LABELS,
         variables=scripts.VARIABLES,
+        message_templates=[
+            (t, message_templates.approval(t)) for t in message_templates.templates_of(store.id)
+        ],
+        approval_labels=APPROVAL_LABELS,
         default_script=_pick_text(tpl.scripts, store) if tpl else "",
         action_url=(
             url_for("plans.edit", plan_id=plan.id)
@@ -899,6 +914,13 @@ def script_preview():
     texts = {"A": values["script"] or (_pick_text(tpl.scripts, store) if tpl else "")}
     if values["ab"]:
         texts["B"] = values["script_b"]
+    chosen_template = _message_template_of(store, values["message_template"])
+    if chosen_template is not None and customer is not None:
+        variants = message_templates.variants_of(chosen_template)
+        picked = message_templates.pick_locale(
+            variants.keys(), customer.locale or store.locale, store.locale
+        )
+        texts = {"A": variants[picked].body} if picked else texts
     rendered = []
     if customer is not None:
         card = _card_of(customer)
@@ -927,6 +949,15 @@ def script_preview():
     )
 
 
+def _message_template_of(store: Store, raw: str):
+    """The store's message template a form names, or None."""
+    if not str(raw or "").isdigit():
+        return None
+    return MessageTemplate.get_or_none(
+        (MessageTemplate.id == int(raw)) & (MessageTemplate.store == store.id)
+    )
+
+
 @bp.route("/plans/<int:plan_id>")
 @permissions.manager_required
 def show(plan_id: int):
@@ -948,11 +979,16 @@ def show(plan_id: int):
         PlanVersion.select().where(PlanVersion.plan == plan.id).order_by(PlanVersion.version.desc())
     )
     stats = service.list_stats([store.id], clock.now()).get(plan.id)
+    message_template = _message_template_of(store, (plan.action or {}).get("message_template"))
     return render(
         "plans/show.html",
         "plans/_show.html",
         plan=plan,
         store=store,
+        message_template=message_template,
+        approval=message_templates.approval(message_template) if message_template else "",
+        approval_labels=APPROVAL_LABELS,
+        blocked=message_templates.activation_errors(plan) if plan.status != "active" else [],
         tpl=templates.TEMPLATES.get(plan.template or ""),
         occurrences=occurrences,
         missed=missed,
@@ -972,15 +1008,22 @@ def show(plan_id: int):
 def activate(plan_id: int):
     """Before switching on: who already qualifies, and the back-fill choice."""
     plan = _plan_or_404(plan_id)
+    return _activate_page(plan, message_templates.activation_errors(plan))
+
+
+def _activate_page(plan: Plan, errors: list[dict], status: int = 200):
     store = Store.get_by_id(plan.store_id)
     now = clock.now()
     return render(
         "plans/activate.html",
         "plans/_activate.html",
+        status=status,
         plan=plan,
         store=store,
         qualifying=service.qualifying_now(plan, now),
         next_run=engine.next_firing(engine.config(plan), store.timezone, now),
+        blocked=errors,
+        message_template=_message_template_of(store, (plan.action or {}).get("message_template")),
     )
 
 
@@ -995,7 +1038,10 @@ def set_status(plan_id: int):
     backfill = None
     if status == "active":
         backfill = request.form.get("backfill", "1") == "1"
-    service.set_status(plan, status, clock.now(), backfill=backfill)
+    try:
+        service.set_status(plan, status, clock.now(), backfill=backfill, staff=current_user.id)
+    except ValidationError as exc:
+        return _activate_page(Plan.get_by_id(plan.id), exc.errors, status=422)
     messages = {
         "active": _("Plan switched on."),
         "paused": _("Plan paused."),

@@ -161,7 +161,7 @@ def save_template(
     if created:
         template = MessageTemplate.create(
             store=store.id, name=name, channel=channel, wa_name=wa_name, created_at=now,
-            updated_at=now, updated_by=staff.id if staff else None,
+            updated_at=now, updated_by=getattr(staff, "id", staff),
         )  # fmt: skip
         old: dict[str, MessageTemplateVariant] = {}
         renamed = meta_changed = False
@@ -170,7 +170,7 @@ def save_template(
         renamed = template.wa_name != wa_name
         meta_changed = (template.name, template.channel) != (name, channel) or renamed
         template.name, template.channel, template.wa_name = name, channel, wa_name
-        template.updated_at, template.updated_by = now, staff.id if staff else None
+        template.updated_at, template.updated_by = now, getattr(staff, "id", staff)
         template.save()
     changed_locales = []
     for locale, (body, language) in bodies.items():
@@ -212,7 +212,7 @@ def _refresh_plans(template: MessageTemplate, now: datetime, staff: Staff | None
                 plan,
                 {"action": {"message_template": template.id}},
                 now,
-                staff=staff.id if staff else None,
+                staff=getattr(staff, "id", staff),
             )
 
 
