@@ -5,12 +5,16 @@ import email.policy
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 
 from app.models import Consent, Message
 from app.services import messaging
+from app.services.channels import Outgoing
+from app.services.channels.base import close_connections
 from app.services.channels.webhook import signature, verify
+from app.services.channels.whatsapp import WhatsAppAdapter
 from tests.factories import make_store
 from tests.messaging_helpers import (
     NOW,
@@ -193,3 +197,47 @@ def test_webhook_signature_scheme():
     assert not verify("s3cret", "1700000000", body, sig, now=1700009999)
     assert not verify("other", "1700000000", body, sig, now=1700000100)
     assert not verify("s3cret", "1700000000", b'{"a":2}', sig, now=1700000100)
+
+
+def _wa_adapter(stub):
+    config = {"base_url": stub.base_url, "phone_number_id": "106540352242922", "timeout": 2}
+    return WhatsAppAdapter(config, {"access_token": stub.token})
+
+
+def _outgoing(to: str) -> Outgoing:
+    return Outgoing(message_id=1, idempotency_key=f"key-{to}", to=to, body="Hi")
+
+
+def test_provider_calls_reuse_one_kept_alive_connection(app):
+    from tests.stubs import WhatsAppStub
+
+    stub = WhatsAppStub()
+    try:
+        adapter = _wa_adapter(stub)
+        for i in range(5):
+            adapter.send(_outgoing(f"+6012345678{i}"))
+        assert len(stub.accepted) == 5
+        assert len({r["peer"] for r in stub.requests}) == 1
+    finally:
+        close_connections()
+        stub.close()
+
+
+def test_a_connection_the_provider_closed_while_idle_is_replaced_not_failed(app):
+    from tests.stubs import WhatsAppStub
+
+    class Closing(WhatsAppStub):
+        idle_timeout = 0.2
+
+    stub = Closing()
+    try:
+        adapter = _wa_adapter(stub)
+        adapter.send(_outgoing("+60123456780"))
+        time.sleep(0.6)  # the server has closed the idle connection by now
+        result = adapter.send(_outgoing("+60123456781"))
+        assert result.provider_message_id
+        assert len(stub.accepted) == 2
+        assert len({r["peer"] for r in stub.requests}) == 2
+    finally:
+        close_connections()
+        stub.close()

@@ -29,6 +29,7 @@ class StubServer:
 
     timeout_sleep = 1.5
     delay = 0.0  # seconds to wait, after accepting, before every answer
+    idle_timeout = None  # seconds after which an idle kept-alive connection is closed
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -39,6 +40,7 @@ class StubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = stub.idle_timeout
 
             def log_message(self, *args):
                 pass
@@ -51,6 +53,7 @@ class StubServer:
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "raw": raw,
+                    "peer": self.client_address[1],
                 }
                 with stub.lock:
                     stub.requests.append(request)

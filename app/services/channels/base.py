@@ -1,10 +1,14 @@
 """What every channel adapter takes, returns and raises."""
 
+import http.client
 import json
+import select
 import socket
-import urllib.error
-import urllib.request
+import ssl
+import threading
+import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -90,6 +94,59 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+# Keep-alive connections per thread and (scheme, host, port): a provider sees one TCP (and TLS)
+# handshake per sender, not one per message. Idle ones are dropped before servers drop them.
+IDLE_SECONDS = 30.0
+_pool = threading.local()
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True when an idle kept-alive socket was closed by the server (it reads as ready)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _connection(scheme: str, host: str, port: int | None, timeout: float):
+    """A kept-alive connection to the host, reconnected when the old one went stale."""
+    conns = _pool.__dict__.setdefault("conns", {})
+    key = (scheme, host, port)
+    conn = conns.get(key)
+    if conn is not None and (
+        _dropped(conn) or time.monotonic() - getattr(conn, "revisit_used", 0) > IDLE_SECONDS
+    ):
+        conn.close()
+        conn = None
+    if conn is None:
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conns[key] = conn
+    conn.timeout = timeout
+    return conn
+
+
+def _forget(conn) -> None:
+    conn.close()
+    conns = _pool.__dict__.get("conns", {})
+    for key, value in list(conns.items()):
+        if value is conn:
+            del conns[key]
+
+
+def close_connections() -> None:
+    """Close this thread's kept-alive provider connections."""
+    for conn in _pool.__dict__.pop("conns", {}).values():
+        conn.close()
+
+
 def http_json(
     method: str,
     url: str,
@@ -106,30 +163,54 @@ def http_json(
     data = raw
     if data is None and body is not None:
         data = json.dumps(body, ensure_ascii=False).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json; charset=utf-8")
-    for key, value in headers.items():
-        req.add_header(key, value)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, resp_headers, answer = resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as exc:
-        status, resp_headers, answer = exc.code, dict(exc.headers or {}), exc.read()
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ConnectionRefusedError | socket.gaierror):
-            raise TransientError(f"cannot connect: {reason}", code="connect") from exc
-        if isinstance(reason, TimeoutError | socket.timeout):
-            raise UnknownOutcome(f"timed out: {reason}", code="timeout") from exc
-        raise UnknownOutcome(f"connection failed: {reason}", code="connection") from exc
-    except TimeoutError as exc:
-        raise UnknownOutcome("timed out waiting for the answer", code="timeout") from exc
-    except (ConnectionError, OSError) as exc:
-        raise UnknownOutcome(f"connection dropped: {exc}", code="connection") from exc
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentError(f"not an http(s) URL: {url!r}", code="config")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent_headers = {"Content-Type": "application/json; charset=utf-8", **headers}
+    for attempt in (1, 2):
+        conn = _connection(parts.scheme, parts.hostname, parts.port, timeout)
+        try:
+            if conn.sock is None:
+                conn.connect()
+            else:
+                conn.sock.settimeout(timeout)
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            _forget(conn)
+            raise TransientError(f"cannot connect: {exc}", code="connect") from exc
+        except OSError as exc:  # connect timeout, unreachable, TLS handshake
+            _forget(conn)
+            raise TransientError(f"cannot connect: {exc}", code="connect") from exc
+        reused = getattr(conn, "revisit_used", 0) > 0
+        try:
+            conn.request(method, target, body=data, headers=sent_headers)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            _forget(conn)
+            if reused and attempt == 1:
+                # The server closed the idle connection before reading: resend on a new one.
+                continue
+            raise UnknownOutcome(f"connection dropped: {exc}", code="connection") from exc
+        except OSError as exc:
+            _forget(conn)
+            raise UnknownOutcome(f"connection failed: {exc}", code="connection") from exc
+        try:
+            resp = conn.getresponse()
+            status, resp_headers, answer = resp.status, resp.getheaders(), resp.read()
+        except TimeoutError as exc:
+            _forget(conn)
+            raise UnknownOutcome("timed out waiting for the answer", code="timeout") from exc
+        except (http.client.HTTPException, OSError) as exc:
+            _forget(conn)
+            raise UnknownOutcome(f"connection dropped: {exc}", code="connection") from exc
+        if resp.will_close:
+            _forget(conn)
+        else:
+            conn.revisit_used = time.monotonic()
+        break
     try:
         parsed = json.loads(answer.decode() or "{}") if answer else {}
     except ValueError:
         parsed = {"raw": answer[:200].decode(errors="replace")}
     if not isinstance(parsed, dict):
         parsed = {"raw": parsed}
-    return status, {k.lower(): v for k, v in resp_headers.items()}, parsed
+    return status, {k.lower(): v for k, v in resp_headers}, parsed

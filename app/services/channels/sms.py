@@ -26,7 +26,10 @@ class SmsAdapter(Adapter):
     idempotent_retry = False
 
     def client(self) -> Client:
-        """A Twilio client; config["base_url"] points its API domain elsewhere (a test stub)."""
+        """A Twilio client (kept: its session keeps the connection alive between messages);
+        config["base_url"] points its API domain elsewhere (a test stub)."""
+        if getattr(self, "_client", None) is not None:
+            return self._client
         http_client = TwilioHttpClient(timeout=float(self.config.get("timeout", self.timeout)))
         client = Client(
             self.secret.get("account_sid") or self.config.get("account_sid"),
@@ -35,6 +38,7 @@ class SmsAdapter(Adapter):
         )
         if self.config.get("base_url"):
             client.api.base_url = self.config["base_url"].rstrip("/")
+        self._client = client
         return client
 
     def send(self, out: Outgoing) -> SendResult:
