@@ -50,49 +50,53 @@ CUSTOMER_COLUMNS = [
     "attributes",
     "cards",
 ]
-FOLLOWUP_COLUMNS = [
-    "id",
-    "customer_id",
-    "customer_name",
-    "customer_phone",
-    "plan",
-    "assignee",
-    "status",
-    "due_at",
-    "outcome",
-    "attempts",
-    "note",
-    "created_at",
-    "completed_at",
+# Each export column: its header and the attribute path read from the joined row.
+FOLLOWUP_FIELDS = [
+    ("id", "id"),
+    ("customer_id", "customer.id"),
+    ("customer_name", "customer.name"),
+    ("customer_phone", "customer.phone"),
+    ("plan", "plan.name"),
+    ("assignee", "assignee.name"),
+    ("status", "status"),
+    ("due_at", "due_at"),
+    ("outcome", "outcome"),
+    ("attempts", "attempts"),
+    ("note", "note"),
+    ("created_at", "created_at"),
+    ("completed_at", "completed_at"),
 ]
-CONTACT_COLUMNS = [
-    "id",
-    "at",
-    "customer_id",
-    "customer_name",
-    "customer_phone",
-    "staff",
-    "channel",
-    "outcome",
-    "note",
-    "next_at",
-    "followup_id",
+CONTACT_FIELDS = [
+    ("id", "id"),
+    ("at", "at"),
+    ("customer_id", "customer.id"),
+    ("customer_name", "customer.name"),
+    ("customer_phone", "customer.phone"),
+    ("staff", "staff.name"),
+    ("channel", "channel"),
+    ("outcome", "outcome"),
+    ("note", "note"),
+    ("next_at", "next_at"),
+    ("followup_id", "followup_id"),
 ]
-MESSAGE_COLUMNS = [
-    "id",
-    "created_at",
-    "customer_id",
-    "customer_name",
-    "plan",
-    "channel",
-    "to_address",
-    "status",
-    "body",
-    "sent_at",
-    "delivered_at",
-    "read_at",
-    "error",
+MESSAGE_FIELDS = [
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("customer_id", "customer.id"),
+    ("customer_name", "customer.name"),
+    ("plan", "plan.name"),
+    ("channel", "channel"),
+    ("to_address", "to_address"),
+    ("status", "status"),
+    ("body", "body"),
+    ("sent_at", "sent_at"),
+    ("delivered_at", "delivered_at"),
+    ("read_at", "read_at"),
+    ("error", "error"),
 ]
+FOLLOWUP_COLUMNS = [name for name, _ in FOLLOWUP_FIELDS]
+CONTACT_COLUMNS = [name for name, _ in CONTACT_FIELDS]
+MESSAGE_COLUMNS = [name for name, _ in MESSAGE_FIELDS]
 
 
 class ExportError(ValueError):
@@ -218,6 +222,36 @@ def _customer_rows(query: pw.Select, size: int) -> Iterator[list]:
             ]
 
 
+def _value(row, path: str):
+    """The value at a dotted attribute path; "" past a missing (LEFT OUTER) relation."""
+    for name in path.split("."):
+        if row is None:
+            return ""
+        row = getattr(row, name)
+    return row
+
+
+def _rows(
+    store: Store,
+    query: pw.Select,
+    filters: dict,
+    equals: dict[str, pw.Field],
+    created: pw.Field,
+    spec: list[tuple[str, str]],
+    size: int,
+) -> Iterator[list]:
+    """Rows of a joined query narrowed by equality filters and a date range, in id order."""
+    for name, field in equals.items():
+        if filters.get(name):
+            query = query.where(field == filters[name])
+    for cond in _range(store, created, filters):
+        query = query.where(cond)
+    paths = [path for _, path in spec]
+    for chunk in _chunks(query, query.model.id, size):
+        for row in chunk:
+            yield [_value(row, path) for path in paths]
+
+
 def followup_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) -> Iterator[list]:
     """Follow-ups with outcomes (filter: status, plan, assignee, created between)."""
     query = (
@@ -229,31 +263,8 @@ def followup_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK)
         .join(Staff, pw.JOIN.LEFT_OUTER, on=FollowUp.assignee == Staff.id)
         .where(FollowUp.store == store.id)
     )
-    if filters.get("status"):
-        query = query.where(FollowUp.status == filters["status"])
-    if filters.get("plan"):
-        query = query.where(FollowUp.plan == filters["plan"])
-    if filters.get("assignee"):
-        query = query.where(FollowUp.assignee == filters["assignee"])
-    for cond in _range(store, FollowUp.created_at, filters):
-        query = query.where(cond)
-    for chunk in _chunks(query, FollowUp.id, size):
-        for f in chunk:
-            yield [
-                f.id,
-                f.customer.id,
-                f.customer.name,
-                f.customer.phone,
-                f.plan.name if f.plan_id else "",
-                f.assignee.name if f.assignee_id else "",
-                f.status,
-                f.due_at,
-                f.outcome,
-                f.attempts,
-                f.note,
-                f.created_at,
-                f.completed_at,
-            ]
+    equals = {"status": FollowUp.status, "plan": FollowUp.plan, "assignee": FollowUp.assignee}
+    return _rows(store, query, filters, equals, FollowUp.created_at, FOLLOWUP_FIELDS, size)
 
 
 def contact_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) -> Iterator[list]:
@@ -265,27 +276,8 @@ def contact_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) 
         .join(Staff, pw.JOIN.LEFT_OUTER, on=ContactLog.staff == Staff.id)
         .where(Customer.store == store.id)
     )
-    if filters.get("assignee"):
-        query = query.where(ContactLog.staff == filters["assignee"])
-    if filters.get("outcome"):
-        query = query.where(ContactLog.outcome == filters["outcome"])
-    for cond in _range(store, ContactLog.at, filters):
-        query = query.where(cond)
-    for chunk in _chunks(query, ContactLog.id, size):
-        for log in chunk:
-            yield [
-                log.id,
-                log.at,
-                log.customer.id,
-                log.customer.name,
-                log.customer.phone,
-                log.staff.name if log.staff_id else "",
-                log.channel,
-                log.outcome,
-                log.note,
-                log.next_at,
-                log.followup_id,
-            ]
+    equals = {"assignee": ContactLog.staff, "outcome": ContactLog.outcome}
+    return _rows(store, query, filters, equals, ContactLog.at, CONTACT_FIELDS, size)
 
 
 def message_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) -> Iterator[list]:
@@ -297,31 +289,8 @@ def message_rows(store: Store, filters: dict, now: datetime, size: int = CHUNK) 
         .join(Plan, pw.JOIN.LEFT_OUTER, on=Message.plan == Plan.id)
         .where(Message.store == store.id)
     )
-    if filters.get("status"):
-        query = query.where(Message.status == filters["status"])
-    if filters.get("channel"):
-        query = query.where(Message.channel == filters["channel"])
-    if filters.get("plan"):
-        query = query.where(Message.plan == filters["plan"])
-    for cond in _range(store, Message.created_at, filters):
-        query = query.where(cond)
-    for chunk in _chunks(query, Message.id, size):
-        for m in chunk:
-            yield [
-                m.id,
-                m.created_at,
-                m.customer.id,
-                m.customer.name,
-                m.plan.name if m.plan_id else "",
-                m.channel,
-                m.to_address,
-                m.status,
-                m.body,
-                m.sent_at,
-                m.delivered_at,
-                m.read_at,
-                m.error,
-            ]
+    equals = {"status": Message.status, "channel": Message.channel, "plan": Message.plan}
+    return _rows(store, query, filters, equals, Message.created_at, MESSAGE_FIELDS, size)
 
 
 def cell(value) -> str:
