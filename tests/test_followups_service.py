@@ -66,6 +66,27 @@ def test_next_working_time_skips_sunday_and_uses_the_store_followup_hour(shop):
     assert service.next_working_time(store, NOW) == utc(2026, 11, 25, 1, 30)
 
 
+def test_next_working_time_skips_the_store_holidays(shop):
+    store, _ = shop
+    # Wed 25 Nov is a holiday: Tuesday's retry goes to Thursday.
+    store.settings = {**store.settings, "holidays": ["2026-11-25", "2026-11-30"]}
+    assert service.next_working_time(store, NOW) == utc(2026, 11, 26, 1, 30)
+    # Saturday evening: Sunday is closed and Monday 30 Nov a holiday, so Tuesday 1 Dec.
+    saturday_evening = utc(2026, 11, 28, 12, 0)
+    assert service.next_working_time(store, saturday_evening) == utc(2026, 12, 1, 1, 30)
+
+
+def test_no_answer_retry_lands_after_a_holiday(shop):
+    store, aisyah = shop
+    store.settings = {**store.settings, "holidays": ["2026-11-25"]}
+    store.save()
+    customer = make_customer(store, name="Nurul")
+    f = make_followup(store, customer, aisyah, NOW - timedelta(hours=1))
+    service.log_outcome(f, aisyah, "no_answer", NOW)
+    f = FollowUp.get_by_id(f.id)
+    assert (f.status, f.attempts, f.due_at) == ("open", 1, utc(2026, 11, 26, 1, 30))
+
+
 def test_no_answer_reschedules_to_next_working_day_then_closes_as_unreachable(shop):
     store, aisyah = shop
     customer = make_customer(store, name="Nurul")

@@ -85,3 +85,16 @@ def test_spring_forward_gap_time_resolves_to_the_later_wall_time():
     assert schedule.at_local(date(2026, 3, 8), "02:30", "America/New_York") == utc(
         2026, 3, 8, 7, 30
     )
+
+
+def test_next_working_day_skips_closed_weekdays_and_holidays():
+    friday = date(2026, 11, 27)
+    mon_to_fri = [0, 1, 2, 3, 4]
+    assert schedule.next_working_day(friday, mon_to_fri) == date(2026, 11, 30)
+    assert schedule.next_working_day(friday, mon_to_fri, ["2026-11-30"]) == date(2026, 12, 1)
+    holidays = [date(2026, 11, 30), "2026-12-01", "not a date"]
+    assert schedule.next_working_day(friday, mon_to_fri, holidays) == date(2026, 12, 2)
+
+
+def test_next_working_day_with_no_working_weekday_takes_any_day_but_holidays():
+    assert schedule.next_working_day(date(2026, 12, 31), [], ["2027-01-01"]) == date(2027, 1, 2)

@@ -23,6 +23,7 @@ from app.models import (
     Store,
 )
 from app.models.followups import OUTCOMES
+from app.services import schedule
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,10 @@ def day_bounds(store: Store, day: date) -> tuple[datetime, datetime]:
 
 
 def next_working_time(store: Store, after: datetime) -> datetime:
-    """The store's follow-up hour on the first working day after the local day of `after`."""
+    """The store's follow-up hour on the next working day (not a day off, not a holiday)."""
     working = store.setting("working_days", list(DEFAULT_WORKING_DAYS)) or list(range(7))
-    working = {int(d) for d in working}
-    day = local_today(store, after)
-    for _ in range(7):
-        day += timedelta(days=1)
-        if day.weekday() in working:
-            break
+    holidays = store.setting("holidays", []) or []
+    day = schedule.next_working_day(local_today(store, after), working, holidays)
     return at_followup_hour(store, day)
 
 

@@ -188,3 +188,24 @@ def birthday_mds_on(day: date) -> list[int]:
 
 def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def next_working_day(after: date, working_weekdays, holidays=()) -> date:
+    """The first day after `after` that is a working weekday (0 = Monday) and not a holiday.
+
+    Holidays are dates or ISO strings; a malformed one is ignored. With no working weekday at
+    all, every weekday counts, so the answer is always within a year and a week.
+    """
+    weekdays = {int(d) for d in working_weekdays} or set(range(7))
+    closed = set()
+    for h in holidays or ():
+        try:
+            closed.add(h if isinstance(h, date) else date.fromisoformat(str(h).strip()))
+        except ValueError:
+            continue
+    day = after
+    for _ in range(366 + 7):
+        day += timedelta(days=1)
+        if day.weekday() in weekdays and day not in closed:
+            return day
+    return after + timedelta(days=1)
