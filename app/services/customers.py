@@ -387,12 +387,20 @@ def bulk_insert(model, rows: list[dict], conflict: str = "") -> None:
         for f in fields
     ]
     pairs = list(zip(names, converters, strict=True))
-    params = []
+    params, memo = [], {}
     for row in rows:
         values = []
         for name, convert in pairs:
             value = row[name] if name in row else fixed[name]
-            values.append(value if convert is None or value is None else convert(value))
+            if convert is not None and value is not None:
+                # The same instant or date recurs on every row: convert it once.
+                try:
+                    value = memo[convert, value]
+                except KeyError:
+                    value = memo[convert, value] = convert(value)
+                except TypeError:  # unhashable (a JSON value)
+                    value = convert(value)
+            values.append(value)
         params.append(values)
     db.cursor().executemany(sql, params)
 

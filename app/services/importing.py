@@ -658,6 +658,8 @@ def read_table(source, filename: str = "", encoding: str | None = None) -> Table
     if filename.lower().endswith((".xlsx", ".xlsm")) or data[:4] == b"PK\x03\x04":
         return _read_xlsx(data)
     content, used = _decode(data, encoding)
+    if "\x00" in content:
+        content = content.replace("\x00", "")
     delimiter = _sniff_delimiter(content[:20_000])
     csv.field_size_limit(MAX_FIELD)
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
@@ -670,7 +672,7 @@ def read_table(source, filename: str = "", encoding: str | None = None) -> Table
             if headers is None:
                 headers = _unique_headers(values)
                 continue
-            rows.append([_unsafe(v.replace("\x00", "")) for v in values])
+            rows.append([_unsafe(v) if v[:1] == "'" else v for v in values])
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise ValueError(f"Line {reader.line_num}: the file is not valid CSV ({exc}).") from None
@@ -907,11 +909,11 @@ def _cell(value):
     return value
 
 
-def _row_values(table: Table, index: int, mapping: dict) -> dict:
+def _row_values(table: Table, index: int, targets: list[tuple[int, str]]) -> dict:
     values = table.rows[index]
     width = len(values)
     result = {}
-    for position, target in _targets(table, mapping):
+    for position, target in targets:
         if position < width:
             value = _cell(values[position])
             if value is not None:
@@ -920,17 +922,9 @@ def _row_values(table: Table, index: int, mapping: dict) -> dict:
 
 
 def _targets(table: Table, mapping: dict) -> list[tuple[int, str]]:
-    key = (id(table), tuple(table.headers), tuple((k, v or "") for k, v in mapping.items()))
-    cached = _TARGETS.get(key)
-    if cached is None:
-        position = {h: i for i, h in enumerate(table.headers)}
-        cached = [(position[c], t) for c, t in mapping.items() if t and c in position]
-        _TARGETS.clear()
-        _TARGETS[key] = cached
-    return cached
-
-
-_TARGETS: dict = {}
+    """(column position, field) for each mapped column of the table."""
+    position = {h: i for i, h in enumerate(table.headers)}
+    return [(position[c], t) for c, t in mapping.items() if t and c in position]
 
 
 def customer_body(values: dict) -> dict:
@@ -1034,7 +1028,7 @@ def import_rows(
         started_at_row=start,
         dry_run=options.dry_run,
     )
-    state = _ImportState(store, now, options, mapping)
+    state = _ImportState(store, now, options, mapping, targets=_targets(table, mapping))
     if kind == "customers":
         _customer_groups(state, table)
         state.restore(options.carry)
@@ -1066,6 +1060,7 @@ class _ImportState:
     now: datetime
     options: ImportOptions
     mapping: dict
+    targets: list = field(default_factory=list)
     seen_keys: set = field(default_factory=set)
     groups: dict = field(default_factory=dict)
     anchor_of: dict = field(default_factory=dict)
@@ -1114,7 +1109,7 @@ def _prime_synthetic(kind: str, state: "_ImportState", table: Table, start: int)
     """Count the id-less rows before a resume point, so repeated rows keep their own ids."""
     body = card_body if kind == "cards" else event_body
     for index in range(start):
-        body(_row_values(table, index, state.mapping), state.synthetic)
+        body(_row_values(table, index, state.targets), state.synthetic)
 
 
 def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: int, report):
@@ -1168,7 +1163,7 @@ def _customer_groups(state: "_ImportState", table: Table) -> None:
     """Rows of the file that share an external id (or, without one, a phone): merged up front."""
     key_anchor: dict[str, int] = {}
     state.groups, state.anchor_of = {}, {}
-    wanted = {t: p for p, t in _targets(table, state.mapping) if t in ("external_id", "phone")}
+    wanted = {t: p for p, t in state.targets if t in ("external_id", "phone")}
     ext_at, phone_at = wanted.get("external_id"), wanted.get("phone")
     for index, row in enumerate(table.rows):
         ext = _cell(row[ext_at]) if ext_at is not None and ext_at < len(row) else None
@@ -1189,7 +1184,7 @@ def _customer_groups(state: "_ImportState", table: Table) -> None:
 
 
 def _clean_row(state: "_ImportState", table: Table, index: int) -> dict:
-    body = customer_body(_row_values(table, index, state.mapping))
+    body = customer_body(_row_values(table, index, state.targets))
     return customer_service.clean_customer(
         state.store, body, state.lookups, state.options.create_tags, state.now
     )
@@ -1303,7 +1298,7 @@ def _cards_batch(state: _ImportState, table: Table, begin: int, end: int, report
     store = state.store
     for index in range(begin, end):
         line = table.lines[index]
-        body = card_body(_row_values(table, index, state.mapping), state.synthetic)
+        body = card_body(_row_values(table, index, state.targets), state.synthetic)
         existing = card_service.find_card(store, {"external_id": body["external_id"]})
         if existing is not None:
             report.count("unchanged", line)
@@ -1322,7 +1317,7 @@ def _events_batch(state: _ImportState, table: Table, begin: int, end: int, repor
     triggers = options.triggers_plans and not options.dry_run
     for index in range(begin, end):
         line = table.lines[index]
-        body = event_body(_row_values(table, index, state.mapping), state.synthetic)
+        body = event_body(_row_values(table, index, state.targets), state.synthetic)
         try:
             with db.atomic():
                 _, created = event_service.record_event(
