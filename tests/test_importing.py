@@ -463,3 +463,62 @@ def test_malformed_event_rows_never_crash_and_each_lands_or_is_reported(app, fir
     assert not set(report.landed) & rejected_lines
     assert Event.select().count() == report.created
     assert fired == []
+
+
+_SCRIPTS = {
+    "gb18030": "王小红陈志明林美玲张伟李娜",
+    "big5": "陳志明林美玲張偉李娜黃小華",
+    "tis-620": "สมชายมาลีใจดีรักดีนภา",
+}
+_FORMULA = st.sampled_from(["", "=", "+", "-", "@", "=cmd|' /C calc'!A0 "])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(sorted(_SCRIPTS)).flatmap(
+        lambda enc: st.tuples(
+            st.just(enc),
+            st.lists(
+                st.tuples(_FORMULA, st.text(alphabet=_SCRIPTS[enc] + " ", min_size=1, max_size=40)),
+                min_size=1,
+                max_size=6,
+            ),
+        )
+    )
+)
+def test_names_in_odd_encodings_round_trip_and_formulas_are_neutralised_on_export(app, case):
+    from app.services import exporting
+
+    empty_tables(app)
+    encoding, names = case
+    store = make_store(region="MY")
+    wanted = {}
+    rows = [["name", "phone"]]
+    for n, (prefix, text) in enumerate(names):
+        name = (prefix + text).strip()
+        if not name.strip("=+-@ "):
+            name = "x" + name
+        phone = f"+6012{n:07d}"
+        wanted[phone] = name
+        rows.append([name, phone])
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    table = importing.read_table(out.getvalue().encode(encoding), "old.csv", encoding=encoding)
+    mapping = importing.suggest_mapping("customers", table.headers)
+    report = importing.import_rows("customers", store, table, mapping, NOW)
+    assert report.rejected == 0 and report.created == len(wanted)
+    assert names_by_phone(store) == wanted
+
+    text = "".join(exporting.csv_lines("customers", store, {}, NOW)).lstrip("\ufeff")
+    exported = list(csv.DictReader(io.StringIO(text)))
+    assert len(exported) == len(wanted)
+    for row in exported:
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in row.values() if v)
+        assert _unquoted(row["name"]) == wanted[_unquoted(row["phone"])]
+
+
+def _unquoted(cell: str) -> str:
+    """A cell as the user typed it (the export's leading apostrophe taken off)."""
+    return cell[1:] if cell[:1] == "'" else cell
