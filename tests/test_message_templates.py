@@ -438,7 +438,7 @@ def test_switching_on_in_the_console_shows_why_it_is_refused(client, salon):
     assert "activation-blocked" in page and "member_day_reminder" in page
     resp = client.post(f"/plans/{plan.id}/status", data={"status": "active", "backfill": "1"})
     assert resp.status_code == 422
-    assert "not approved by Meta" in resp.get_data(as_text=True)
+    assert "which Meta has not approved yet" in resp.get_data(as_text=True)
     assert Plan.get_by_id(plan.id).status == "draft"
 
 

@@ -1014,6 +1014,7 @@ def activate(plan_id: int):
 def _activate_page(plan: Plan, errors: list[dict], status: int = 200):
     store = Store.get_by_id(plan.store_id)
     now = clock.now()
+    template = _message_template_of(store, (plan.action or {}).get("message_template"))
     return render(
         "plans/activate.html",
         "plans/_activate.html",
@@ -1023,7 +1024,9 @@ def _activate_page(plan: Plan, errors: list[dict], status: int = 200):
         qualifying=service.qualifying_now(plan, now),
         next_run=engine.next_firing(engine.config(plan), store.timezone, now),
         blocked=errors,
-        message_template=_message_template_of(store, (plan.action or {}).get("message_template")),
+        message_template=template,
+        template_variants=message_templates.variants_of(template) if template else {},
+        approval_labels=APPROVAL_LABELS,
     )
 
 

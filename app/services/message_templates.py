@@ -394,7 +394,8 @@ def preview(template: MessageTemplate, customer: Customer, store: Store, now: da
         .order_by(CustomerCard.expires_on.asc(nulls="LAST"), CustomerCard.id)
         .first()
     )
-    context = scripts.context_for(customer, store, card=card, now=now)
+    plan = next(iter(usage(template)), None)  # e.g. the member day a plan's params name
+    context = scripts.context_for(customer, store, plan=plan, card=card, now=now)
     variants = variants_of(template)
     rows = []
     for locale, v in variants.items():

@@ -179,3 +179,68 @@ def test_manager_builds_card_expiry_plan_and_staff_get_followups(open_page, salo
     staff_page.goto("/today")
     text = staff_page.locator("main").inner_text()
     assert "小红" in text and "Nurul" not in text
+
+
+def test_whatsapp_template_blocks_switching_on_until_meta_approves(open_page, salon, shoot):
+    from app.models import MessageTemplate
+    from app.services import message_templates, plans
+
+    store, farah, _, _, _ = salon
+    page = open_page("phone")
+    sign_in(page, farah.email)
+    page.goto("/message-templates")
+    page.click("text=New template")
+    page.locator("#mt-form").wait_for()
+    page.fill("input[name=name]", "Member day")
+    page.select_option("select[name=channel]", "whatsapp")
+    page.fill("input[name=wa_name]", "member_day_reminder")
+    english = 'textarea[name="body.en"]'
+    page.fill(english, "Hi , member day is {member_day}.")
+    page.locator(english).evaluate("a => { a.focus(); a.setSelectionRange(3, 3); }")
+    page.locator('.var-chip[data-var="{first_name}"]').first.click()
+    assert page.input_value(english) == "Hi {first_name}, member day is {member_day}."
+    page.fill('textarea[name="body.zh_Hans"]', "{first_name}您好,{member_day}是会员日!")
+    page.click("#mt-form button.primary")
+    page.wait_for_url(re.compile(r"/message-templates/\d+$"))
+    template = MessageTemplate.get(MessageTemplate.store == store.id)
+    assert page.locator(".mt-approval").first.get_attribute("data-approval") == "pending"
+    assert "Hi {{1}}, member day is {{2}}." in page.locator("#variant-en").inner_text()
+    page.fill("#mt-q", "小红")
+    page.wait_for_function(
+        "document.querySelector('#mt-preview .mt-rendered .script')?.textContent.startsWith('Hi 小红')"
+    )
+    assert no_horizontal_scroll(page)
+    shoot(page, "message-template-phone", full_page=True)
+
+    plan = plans.create_plan(
+        store,
+        {
+            "template": "member_day",
+            "name": "Member day push",
+            "action": {"kind": "message", "channel": "whatsapp", "message_template": template.id},
+        },
+        clock.now(),
+    )
+    page.goto(f"/plans/{plan.id}/activate")
+    assert "member_day_reminder" in page.locator(".activation-blocked").inner_text()
+    page.click("#plan-activate button.primary")
+    page.locator(".activation-blocked").wait_for()
+    assert Plan.get_by_id(plan.id).status == "draft"
+    shoot(page, "plans-activate-blocked-phone", full_page=True)
+
+    for language in ("en", "zh_CN"):
+        message_templates.handle_status_webhook(
+            store,
+            {
+                "event": "APPROVED",
+                "message_template_name": "member_day_reminder",
+                "message_template_language": language,
+                "reason": "NONE",
+            },
+            clock.now(),
+        )
+    page.goto(f"/plans/{plan.id}/activate")
+    assert page.locator(".activation-blocked").count() == 0
+    page.click("#plan-activate button.primary")
+    page.wait_for_url(f"**/plans/{plan.id}")
+    assert Plan.get_by_id(plan.id).status == "active"
