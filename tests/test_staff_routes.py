@@ -331,6 +331,34 @@ def test_customer_search_by_name_and_any_phone_format(app, shop):
         assert body.count('class="row"') == 1, q
 
 
+def test_customer_search_finds_middle_fragments_of_thai_chinese_and_malay_names(app, shop):
+    store, aisyah, _, _ = shop
+    other = make_store("bkk", name="Happy Paws", timezone="Asia/Bangkok", region="TH")
+    make_customer(other, name="ปิยะนุช วงศ์ทอง", phone="+66812345678")  # another store's client
+    for n in range(40):
+        make_customer(store, name=f"Tan Mei Ling {n}", phone=f"+6017{n:07d}")
+    make_customer(store, name="ปิยะนุช วงศ์ทอง", phone="+60198887777")
+    make_customer(store, name="陈美玲美容", phone="+60134445555")
+    make_customer(store, name="Nurul Aisyah binti Ahmad", phone="+60132223333")
+    make_customer(store, name="100% Siti_Rahmah", phone="+60135556666")
+    client = signed_in(app, aisyah)
+
+    def found(q):
+        body = client.get("/customers", query_string={"q": q}, headers=HX).get_data(as_text=True)
+        return re.findall(r"<strong>([^<]+)</strong>", body)
+
+    assert found("นุช วงศ์") == ["ปิยะนุช วงศ์ทอง"]  # Thai, across the space
+    assert found("ยะนุ") == ["ปิยะนุช วงศ์ทอง"]
+    assert found("美玲美") == ["陈美玲美容"]
+    assert found("美玲") == ["陈美玲美容"]
+    assert found("aisyah BINTI") == ["Nurul Aisyah binti Ahmad"]
+    assert found("0% S") == ["100% Siti_Rahmah"]
+    assert found("%") == ["100% Siti_Rahmah"]  # a literal percent sign, not a wildcard
+    assert found("i_R") == ["100% Siti_Rahmah"]
+    assert found("2223333") == ["Nurul Aisyah binti Ahmad"]  # the end of a phone number
+    assert found("013-222 3333") == ["Nurul Aisyah binti Ahmad"]
+
+
 def test_profile_timeline_pages_with_older_link(app, shop):
     store, aisyah, customer, _ = shop
     from app.services import events

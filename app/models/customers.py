@@ -48,6 +48,7 @@ class Customer(BaseModel):
             (("store", "joined_at"), False),
             (("store", "gender"), False),
             (("store", "name"), False),
+            (("name",), False),  # GIN trigram on PostgreSQL (migration 0009)
             (("assigned_staff",), False),
         )
 

@@ -131,17 +131,20 @@ def _open_query(flt: TodayFilter):
 
 
 def customer_match(q: str, region: str):
-    """A condition on Customer: phone in any format (normalised with the region), else name."""
+    """A condition on Customer: a phone in any format (normalised with the region), else a
+    fragment of the name in any script (ILIKE; a trigram index answers it on PostgreSQL)."""
     from app.services import customers as customer_service
 
     q = q.strip()
     digits = "".join(ch for ch in q if ch.isdigit())
-    if len(digits) >= 6 and not any(ch.isalpha() for ch in q):
-        try:
-            return Customer.phone == customer_service.normalize_phone(q, region)
-        except ValueError:
-            return Customer.phone.contains(digits.lstrip("0"))
-    return Customer.name ** f"%{q}%"
+    if digits and not any(ch.isalpha() for ch in q):
+        if len(digits) >= 6:
+            try:
+                return Customer.phone == customer_service.normalize_phone(q, region)
+            except ValueError:
+                pass
+        return Customer.phone.contains(digits.lstrip("0") or digits)
+    return Customer.name.contains(q)
 
 
 def group_bounds(store: Store, now: datetime) -> tuple[datetime, datetime]:
