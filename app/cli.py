@@ -209,6 +209,18 @@ for _kind in ("customers", "cards", "events"):
 
     _make(_kind)
 
+
+@import_group.command("purge-files")
+@click.option("--days", type=int, default=None, help="Keep files this many days (default 30).")
+@with_appcontext
+def import_purge_cmd(days):
+    """Remove the uploaded files of imports older than N days (the reports stay)."""
+    from app.services import import_jobs
+
+    purged = import_jobs.purge_old_files(clock.now(), days)
+    click.echo(f"Removed the files of {len(purged)} imports.")
+
+
 COMMANDS = [
     init_cmd,
     create_store_cmd,

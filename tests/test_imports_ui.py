@@ -493,3 +493,18 @@ def test_the_nightly_job_purges_with_the_configured_days(client, shop):
         assert job_id in import_tasks.purge_import_files.call_local()
     finally:
         del os.environ["REVISIT_IMPORT_FILE_DAYS"]
+
+
+def test_revisit_import_purge_files_removes_old_uploads(client, app, shop):
+    store, manager = shop
+    login(client, manager)
+    job_id = _import(client, "customers", CUSTOMERS.encode())
+    import_jobs.write_job(job_id, finished_at=(clock.now() - timedelta(days=10)).isoformat())
+    runner = app.test_cli_runner()
+    kept = runner.invoke(args=["import", "purge-files", "--days", "30"])
+    assert kept.exit_code == 0 and "Removed the files of" in kept.output
+    assert list(import_jobs.job_dir(job_id).glob("upload*"))
+    removed = runner.invoke(args=["import", "purge-files", "--days", "5"])
+    assert removed.exit_code == 0
+    assert not list(import_jobs.job_dir(job_id).glob("upload*"))
+    assert import_jobs.read_job(job_id)["purged_at"]
