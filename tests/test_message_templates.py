@@ -185,6 +185,28 @@ def test_editing_an_approved_body_needs_approval_again_and_plans_get_a_new_versi
     assert plan.action["script"]["en"] == "Hello {first_name}: member day {member_day}!"
 
 
+def test_a_whatsapp_template_that_active_plans_send_cannot_be_reworded(app):
+    store = make_store()
+    template = member_day_template(store)
+    approve_all(template)
+    plan = member_day_plan(store, template, status="active")
+    changed = {**MEMBER_DAY, "en": {"body": "Hello {first_name}!"}}
+    with pytest.raises(ValidationError) as exc:
+        service.save_template(
+            store, {**_data(template), "variants": changed}, NOW, template=template
+        )
+    assert exc.value.errors[0]["field"] == "variants"
+    assert service.approval(template) == "approved"
+    renamed = service.save_template(
+        store, {**_data(template), "name": "Member day (KL)", "variants": MEMBER_DAY}, NOW,
+        template=template,
+    )  # fmt: skip
+    assert renamed.name == "Member day (KL)" and service.approval(renamed) == "approved"
+    plans.set_status(plan, "paused", NOW)
+    service.save_template(store, {**_data(template), "variants": changed}, NOW, template=template)
+    assert service.approval(template) == "pending"
+
+
 def _data(template):
     return {
         "name": template.name,

@@ -90,6 +90,10 @@ def usage(template: MessageTemplate) -> list[Plan]:
     ]
 
 
+def _active_plans(template: MessageTemplate) -> list[Plan]:
+    return [p for p in usage(template) if p.status == "active"]
+
+
 def _template_ids(plan: Plan) -> set[int]:
     ids = set()
     for action in [plan.action or {}] + [(s or {}).get("action") or {} for s in plan.steps or []]:
@@ -168,6 +172,18 @@ def save_template(
     else:
         old = variants_of(template)
         renamed = template.wa_name != wa_name
+        reworded = renamed or set(old) != set(bodies)
+        reworded = reworded or any(
+            (old[loc].body, old[loc].wa_language) != pair
+            for loc, pair in bodies.items()
+            if loc in old
+        )
+        if (template.wa_name or wa_name) and reworded and _active_plans(template):
+            raise ValidationError(
+                "active plans send this WhatsApp template and Meta must approve every change: "
+                "pause them first, or make a new template",
+                field="variants",
+            )
         meta_changed = (template.name, template.channel) != (name, channel) or renamed
         template.name, template.channel, template.wa_name = name, channel, wa_name
         template.updated_at, template.updated_by = now, getattr(staff, "id", staff)
