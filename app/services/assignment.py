@@ -11,7 +11,7 @@ import peewee as pw
 from app.db import db, is_postgres
 from app.models import Customer, FollowUp, Staff, StaffLeave, StaffStore, Store, Visit
 
-RULES = ("assigned", "last_served", "round_robin", "manager_queue")
+RULES = ("assigned", "last_served", "round_robin", "manager_queue", "staff")
 
 
 def mod(expr, divisor: int):
@@ -62,42 +62,107 @@ def _parts(customer_id, store: Store, day: date):
     return assigned, last_served, round_robin
 
 
-def _rule_exprs(customer_id, store: Store, day: date):
-    """(assignee expression, rule-name expression) for a customer id column."""
+def rule_of(action: dict | None) -> tuple[str, object]:
+    """(rule, fixed staff id or email) named by a plan action; unknown rules mean the default."""
+    action = action or {}
+    rule = str(action.get("assignee_rule") or "default")
+    staff = action.get("assignee")
+    if rule.startswith("staff:"):
+        rule, staff = "staff", rule[len("staff:") :]
+    if rule not in (*RULES, "default"):
+        rule = "default"
+    if rule == "staff" and staff in (None, ""):
+        rule = "default"
+    return rule, staff
+
+
+def _fixed_staff(store: Store, day: date, staff) -> int | None:
+    """The fixed staff member's id when they can take work in the store that day."""
+    everyone, _ = eligible_staff(store, day)
+    if isinstance(staff, str) and not staff.isdigit():
+        found = Staff.select(Staff.id).where(Staff.email == staff.strip().lower()).scalar()
+    else:
+        found = int(staff)
+    return found if found in everyone else None
+
+
+def sources(customer_id, store: Store, day: date, rule: str = "default", staff=None) -> list:
+    """[(rule name, staff-id expression)] tried in order for a customer id column.
+
+    `default` (and `assigned`): assigned staff → who served last → round-robin;
+    `last_served`: who served last → assigned staff → round-robin; `round_robin`: round-robin
+    only; `staff`: that staff member while they can take work, else the default order;
+    `manager_queue`: nobody. Whoever no source answers for goes to the manager queue.
+    """
+    if rule == "manager_queue":
+        return []
     parts = _parts(customer_id, store, day)
     if parts is None:
-        return pw.SQL("NULL"), pw.Value("manager_queue")
+        return []
     assigned, last_served, round_robin = parts
-    assignee = pw.fn.COALESCE(assigned, last_served, round_robin)
-    rule = pw.Case(
-        None,
-        [(pw.fn.EXISTS(assigned), "assigned"), (pw.fn.EXISTS(last_served), "last_served")],
-        pw.Case(None, [(round_robin.is_null(False), "round_robin")], "manager_queue"),
-    )
+    default = [("assigned", assigned), ("last_served", last_served), ("round_robin", round_robin)]
+    if rule == "last_served":
+        return [default[1], default[0], default[2]]
+    if rule == "round_robin":
+        return [default[2]]
+    if rule == "staff":
+        fixed = _fixed_staff(store, day, staff)
+        if fixed is not None:
+            return [("staff", pw.Value(fixed))]
+    return default
+
+
+def pick(columns: list) -> tuple:
+    """(assignee, rule name) over columns holding each source's answer, in order."""
+    if not columns:
+        return pw.Cast(pw.SQL("NULL"), "INTEGER"), pw.Value("manager_queue")
+    assignee = pw.fn.COALESCE(*[col for _, col in columns]) if len(columns) > 1 else columns[0][1]
+    rule = pw.Case(None, [(col.is_null(False), name) for name, col in columns], "manager_queue")
     return assignee, rule
 
 
-def assignees(store: Store, customer_ids, day: date) -> dict[int, tuple]:
+def _rule_exprs(customer_id, store: Store, day: date, rule: str = "default", staff=None):
+    """(assignee expression, rule-name expression) for a customer id column."""
+    found = sources(customer_id, store, day, rule, staff)
+    if not found:
+        return pw.SQL("NULL"), pw.Value("manager_queue")
+    assignee = pw.fn.COALESCE(*[expr for _, expr in found]) if len(found) > 1 else found[0][1]
+    label = pw.Case(
+        None,
+        [
+            (
+                pw.fn.EXISTS(expr) if isinstance(expr, pw.SelectQuery) else expr.is_null(False),
+                name,
+            )
+            for name, expr in found
+        ],
+        "manager_queue",
+    )
+    return assignee, label
+
+
+def assignees(
+    store: Store, customer_ids, day: date, rule: str = "default", staff=None
+) -> dict[int, tuple]:
     """customer id → (staff id, rule) for a batch (a list or a subquery of ids), in one query.
 
     Each subquery runs once per customer: an inner SELECT computes them and the outer one
     picks the first that answered.
     """
-    parts = _parts(Customer.id, store, day)
-    if parts is None:
+    found = sources(Customer.id, store, day, rule, staff)
+    if not found:
         return {}
-    assigned, last_served, round_robin = parts
     inner = Customer.select(
-        Customer.id.alias("cid"),
-        assigned.alias("a"),
-        last_served.alias("l"),
-        round_robin.alias("r"),
+        Customer.id.alias("cid"), *[expr.alias(f"s{i}") for i, (_, expr) in enumerate(found)]
     ).where(Customer.id.in_(customer_ids))
     sql, params = inner.sql()
+    names = [f"s{i}" for i in range(len(found))]
+    whens = " ".join(
+        f"WHEN {col} IS NOT NULL THEN '{name}'" for col, (name, _) in zip(names, found, strict=True)
+    )
     cursor = db.execute_sql(
-        "SELECT cid, COALESCE(a, l, r), CASE WHEN a IS NOT NULL THEN 'assigned' "
-        "WHEN l IS NOT NULL THEN 'last_served' WHEN r IS NOT NULL THEN 'round_robin' "
-        f"ELSE 'manager_queue' END FROM ({sql}) AS x",
+        f"SELECT cid, COALESCE({', '.join(names + ['NULL'])}), "
+        f"CASE {whens} ELSE 'manager_queue' END FROM ({sql}) AS x",
         params,
     )
     return {cid: (sid, rule) for cid, sid, rule in cursor.fetchall()}

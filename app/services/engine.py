@@ -7,11 +7,15 @@ with ON CONFLICT DO NOTHING; follow-ups and messages are made only from decision
 `pending`, inside the same transaction that moves them on, so a rerun adds nothing.
 """
 
+import contextlib
 import hashlib
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from itertools import product
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import peewee as pw
 
@@ -42,8 +46,8 @@ from app.services import assignment, schedule, scripts, templates
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000  # rows per transaction: keeps SQLite writers from waiting behind a big occurrence
-BATCH_POSTGRES = 20000  # PostgreSQL writers do not queue behind each other: fewer, larger batches
+BATCH = 2000  # contacts per transaction: keeps SQLite writers from waiting behind a big occurrence
+BATCH_POSTGRES = 50000  # PostgreSQL writers do not queue behind each other: fewer, larger batches
 MAX_MISSED = 400
 CHANNEL_ORDER = ("whatsapp", "line", "sms", "email")
 _ADDRESS = {"whatsapp": "phone", "sms": "phone", "line": "line_id", "email": "email"}
@@ -53,8 +57,14 @@ REPEAT_HORIZON_DAYS = 730
 # ---------------------------------------------------------------- helpers
 
 
-def _tx():
-    """A write transaction; on SQLite taken IMMEDIATE so writers queue instead of failing."""
+def _tx(joined: bool = False):
+    """A write transaction; on SQLite taken IMMEDIATE so writers queue instead of failing.
+
+    `joined`: the caller already holds the engine's transaction; no savepoint is taken (on
+    PostgreSQL a foreign-key check per row inside a savepoint makes a new multixact each time,
+    which turns a 50,000-row insert from seconds into minutes)."""
+    if joined:
+        return contextlib.nullcontext()
     if is_postgres():
         return _PostgresTx()
     return db.atomic(lock_type="IMMEDIATE")
@@ -91,6 +101,72 @@ def _instant(value) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=64)
+def _offset_changes(tz: str, until_year: int) -> tuple:
+    """The zone's UTC offsets since 1970 as ((from instant or None, seconds), …), oldest first."""
+    zone = ZoneInfo(tz)
+
+    def offset(instant: datetime) -> int:
+        return int(instant.astimezone(zone).utcoffset().total_seconds())
+
+    instant = datetime(1970, 1, 1, tzinfo=UTC)
+    end = datetime(until_year + 1, 1, 1, tzinfo=UTC)
+    current = offset(instant)
+    changes = [(None, current)]
+    while instant < end:
+        nxt = instant + timedelta(days=1)
+        if offset(nxt) != current:
+            lo, hi = instant, nxt
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if offset(mid) == current else (lo, mid)
+            current = offset(hi)
+            changes.append((hi.replace(microsecond=0), current))
+        instant = nxt
+    return tuple(changes)
+
+
+def _local_day(expr, tz: str):
+    """The store-local calendar day of a UTC datetime column, in SQL (SQLite: 'YYYY-MM-DD' text)."""
+    if is_postgres():
+        utc = pw.NodeList((expr, pw.SQL("AT TIME ZONE 'UTC'")), glue=" ", parens=True)
+        local = pw.NodeList((utc, pw.SQL("AT TIME ZONE"), pw.Value(tz)), glue=" ", parens=True)
+        return pw.Cast(local, "DATE")
+    changes = _offset_changes(tz, datetime.now(UTC).year + 5)
+    modifier = pw.Value(f"{changes[0][1]:+d} seconds")
+    if len(changes) > 1:
+        # Latest change first: most dates the engine formats are recent.
+        modifier = pw.Case(
+            None,
+            [
+                (
+                    expr >= pw.Value(at.replace(tzinfo=None).isoformat(" "), converter=False),
+                    f"{off:+d} seconds",
+                )
+                for at, off in reversed(changes[1:])
+            ],
+            modifier,
+        )
+    return pw.fn.date(expr, modifier)
+
+
+def _local_day_text(expr, tz: str):
+    """The store-local day as 'YYYY-MM-DD' text on both backends."""
+    day = _local_day(expr, tz)
+    return pw.fn.TO_CHAR(day, "YYYY-MM-DD") if is_postgres() else day
+
+
+def _days_since(expr, tz: str, today: date):
+    """Whole local days from the column's local day to `today` (NULL when the column is)."""
+    day = _local_day(expr, tz)
+    if is_postgres():
+        return pw.NodeList((pw.Cast(pw.Value(today.isoformat()), "DATE"), pw.SQL("-"), day))
+    return pw.Cast(
+        pw.NodeList((pw.fn.julianday(today.isoformat()), pw.SQL("-"), pw.fn.julianday(day))),
+        "INTEGER",
+    )
 
 
 def bulk_insert(model, rows: list[dict]) -> None:
@@ -292,7 +368,8 @@ def candidates(cfg, store: Store, occ: Occurrence, now: datetime):
         days = int(params.get("days_after_last_visit", 173))
         start, _ = schedule.day_bounds(day - timedelta(days=days + int(cfg.window_days or 30)), tz)
         _, end = schedule.day_bounds(day - timedelta(days=days), tz)
-        dedupe = _concat("visit:", pw.fn.SUBSTR(_text(Customer.last_visit_at), 1, 10))
+        # The store-local day of the visit: one reminder per last visit, whatever the offset.
+        dedupe = _concat("visit:", _local_day_text(Customer.last_visit_at, tz))
         return Customer.select(Customer.id, dedupe).where(
             base & (Customer.last_visit_at >= start) & (Customer.last_visit_at < end)
         )
@@ -313,9 +390,12 @@ def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, 
     # History imported with "do not trigger plans" never starts a behaviour plan.
     where &= Event.triggers_plans == True  # noqa: E712
     if mode == "backfill":
-        window_start, _ = schedule.day_bounds(
-            day - timedelta(days=delay + int(cfg.window_days or 30)), tz
-        )
+        if trigger.get("first_visit_only"):
+            # A new customer who has not been back still qualifies: look back the whole window.
+            earliest = day - timedelta(days=delay + int(cfg.window_days or 30))
+        else:
+            earliest = _earliest_backfill_day(cfg, store, occ.scheduled_for, delay)
+        window_start, _ = schedule.day_bounds(earliest, tz)
         first_day = date.fromisoformat(occ.detail["first_run_day"])
         window_end, _ = schedule.day_bounds(first_day - timedelta(days=delay), tz)
         where &= (Event.occurred_at >= window_start) & (Event.occurred_at < window_end)
@@ -372,6 +452,18 @@ def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, 
             parts += [":", _text(repeat)]
         return query.select(Customer.id, _concat(*parts)).where(where)
     return query.select(Customer.id, _concat("ev:", _text(Event.id))).where(where)
+
+
+def _earliest_backfill_day(cfg, store: Store, switched_on: datetime, delay: int) -> date:
+    """The first event day whose firing moment is still ahead or within the store's grace
+    period when the plan is switched on: older events would only flood the outbox late."""
+    tz = store.timezone
+    at = (cfg.trigger or {}).get("at") or "09:00"
+    since = switched_on - timedelta(hours=float(store_settings(store)["grace_hours"]))
+    firing_day = schedule.local_date(since, tz)
+    if schedule.at_local(firing_day, at, tz) < since:
+        firing_day += timedelta(days=1)
+    return firing_day - timedelta(days=delay)
 
 
 def _any(ranges):
@@ -541,13 +633,20 @@ def _channel_expr(action: dict):
 
 def _pending(occ: Occurrence, lo=None, hi=None):
     pending = (Decision.occurrence == occ.id) & (Decision.outcome == "pending")
-    if lo is not None:
-        pending &= (Decision.customer >= lo) & (Decision.customer <= hi)
+    if lo is not None or hi is not None:
+        pending &= _in_range(Decision.customer, lo, hi)
     return pending
 
 
 def process_pending(
-    cfg, store: Store, occ: Occurrence, now: datetime, lo=None, hi=None, screened=None
+    cfg,
+    store: Store,
+    occ: Occurrence,
+    now: datetime,
+    lo=None,
+    hi=None,
+    screened=None,
+    joined: bool = False,
 ) -> Counter:
     """Turn the occurrence's pending decisions into follow-ups, messages or why-logged skips."""
     pending = _pending(occ, lo, hi)
@@ -564,7 +663,7 @@ def process_pending(
     if action.get("kind", "followup") == "message":
         counts["messages"] += _create_messages(cfg, store, occ, action, pending, now)
     else:
-        counts["followups"] += _create_followups(cfg, store, occ, action, pending, now)
+        counts["followups"] += _create_followups(cfg, store, occ, action, pending, now, joined)
     return counts
 
 
@@ -643,8 +742,8 @@ def _screen(cfg, store: Store, occ: Occurrence, pending, now: datetime) -> Count
     if kind != "message":
         over &= ~pw.fn.EXISTS(open_fu)  # joining an open follow-up adds no contact
     detail_text = f"over the contact budget ({budget} {kind}s per {days} days)"
-    _why(over, "deferred", detail_text, now)
-    counts["deferred"] += (
+    # One pass over the (costly) budget check: the UPDATE names the rows it deferred.
+    sql, params = (
         Decision.update(
             outcome="deferred",
             reason=detail_text,
@@ -652,9 +751,33 @@ def _screen(cfg, store: Store, occ: Occurrence, pending, now: datetime) -> Count
             defer_until=_plus_days(oldest, days),
         )
         .where(over)
-        .execute()
+        .sql()
     )
+    deferred = db.execute_sql(
+        f"{sql} RETURNING {_col(Decision.customer)}, {_col(Decision.plan)}, "
+        f"{_col(Decision.occurrence)}",
+        params,
+    ).fetchall()
+    bulk_insert(
+        WhyLog,
+        [
+            {
+                "customer": customer,
+                "plan": plan,
+                "occurrence": occurrence,
+                "kind": "deferred",
+                "detail": detail_text,
+                "at": now,
+            }
+            for customer, plan, occurrence in deferred
+        ],
+    )
+    counts["deferred"] += len(deferred)
     return counts
+
+
+def _col(field) -> str:
+    return f'"{field.column_name}"'
 
 
 def _rows(cfg, store, occ, pending, extra_columns):
@@ -699,16 +822,19 @@ def _rows(cfg, store, occ, pending, extra_columns):
     return rows, cards
 
 
+def _member_day(cfg, store: Store, occ: Occurrence):
+    """The member day a script's {member_day} names (the plan's, else the store's)."""
+    if cfg.template == "member_day":
+        return _firing_day(occ, store.timezone) + timedelta(
+            days=int(cfg.params.get("remind_days_before", 1))
+        )
+    return store.member_day or None
+
+
 def _contexts(cfg, store, occ, rows, cards, now, staff_names=None):
     tz = store.timezone
     today = schedule.local_date(now, tz)
-    member_day = None
-    if cfg.template == "member_day":
-        member_day = _firing_day(occ, tz) + timedelta(
-            days=int(cfg.params.get("remind_days_before", 1))
-        )
-    elif store.member_day:
-        member_day = store.member_day
+    member_day = _member_day(cfg, store, occ)
     tpl = _template(cfg)
     action = step_action(cfg, occ.step)
     out = []
@@ -800,15 +926,236 @@ def _still_pending(pending, rows) -> set:
     return {did for (did,) in _fetch(query)}
 
 
-def _create_followups(cfg, store, occ, action, pending, now) -> int:
+# Variables the database can fill in itself; a script using any other ({balance},
+# {expiry_date}, {card_name}, …) is rendered row by row in Python instead.
+_SQL_VARIABLES = frozenset(
+    {
+        "name",
+        "first_name",
+        "store_name",
+        "source",
+        "points",
+        "visit_count",
+        "days_since_visit",
+        "staff_name",
+        "member_day",
+    }
+)
+
+
+def _literal(text: str):
+    return pw.Cast(pw.Value(text, converter=False), "TEXT")
+
+
+def _script_tokens(cfg, store, occ, action, branch, variant, locale, member_day):
+    """The script a row with this branch, variant and locale gets, as literal text and variable
+    names (constants already filled in); None when it needs a variable SQL cannot fill."""
+    text = _pick_script(
+        _script_for(cfg, occ.step, action, branch, variant, _template(cfg)), locale, store.locale
+    )
+    tokens: list = []
+    for part in scripts.compile_script(text):
+        if isinstance(part, tuple) and part[0] not in _SQL_VARIABLES:
+            return None
+        if part == ("store_name",):
+            part = scripts.format_value(store.name, locale, store.currency)
+        elif part == ("member_day",):
+            part = scripts.format_value(member_day, locale, store.currency)
+        if isinstance(part, str) and tokens and isinstance(tokens[-1], str):
+            tokens[-1] += part
+        elif part != "":
+            tokens.append(part)
+    return tuple(tokens)
+
+
+def _variable_sql(name: str, col: dict, tz: str, today: date):
+    """One script variable as SQL text, formatted as scripts.render formats it."""
+    if name == "name":
+        return pw.fn.COALESCE(col["name"], "")
+    if name == "first_name":
+        trimmed = pw.fn.TRIM(pw.fn.COALESCE(col["name"], ""))
+        space = pw.fn.STRPOS(trimmed, " ") if is_postgres() else pw.fn.INSTR(trimmed, " ")
+        return pw.Case(
+            None,
+            [(space > 0, pw.fn.SUBSTR(trimmed, 1, pw.NodeList((space, pw.SQL("- 1")))))],
+            trimmed,
+        )
+    if name == "days_since_visit":
+        return pw.fn.COALESCE(_text(_days_since(col["last_visit"], tz, today)), "")
+    if name in ("points", "visit_count"):
+        return pw.fn.COALESCE(_text(col[name]), "")
+    return pw.fn.COALESCE(col[name], "")
+
+
+def _script_sql(cfg, store, occ, action, locales: list, col: dict, today: date):
+    """The rendered script of every row as one SQL expression (a CASE over branch, variant and
+    locale when they pick different scripts), or None when a script needs Python to render."""
+    branches = [None, *range(len(_branches(cfg, occ.step)))]
+    variants = ["A", "B"] if len(_variants(action)) >= 2 else [""]
+    member_day = _member_day(cfg, store, occ)
+    groups: dict[tuple, list] = {}
+    for branch, variant, locale in product(branches, variants, locales or [store.locale]):
+        tokens = _script_tokens(cfg, store, occ, action, branch, variant, locale, member_day)
+        if tokens is None:
+            return None
+        groups.setdefault(tokens, []).append((branch, variant, locale))
+    arms = []
+    for tokens, combos in groups.items():
+        parts = [
+            _literal(t) if isinstance(t, str) else _variable_sql(t[0], col, store.timezone, today)
+            for t in tokens
+        ] or [_literal("")]
+        arms.append((combos, _concat(*parts) if len(parts) > 1 else parts[0]))
+    if len(arms) == 1:
+        return arms[0][1]
+
+    def matches(combo):
+        branch, variant, locale = combo
+        cond = col["branch"].is_null() if branch is None else (col["branch"] == branch)
+        if len(variants) > 1:
+            cond &= col["variant"] == variant
+        if len(locales) > 1:
+            cond &= col["locale"] == locale
+        return cond
+
+    whens = []
+    for combos, expr in arms[:-1]:
+        cond = None
+        for combo in combos:
+            cond = matches(combo) if cond is None else (cond | matches(combo))
+        whens.append((cond, expr))
+    return pw.Case(None, whens, arms[-1][1])
+
+
+def _script_sql_possible(cfg, store, occ, action) -> bool:
+    """Whether every script this step can pick uses only variables SQL can fill in."""
+    locales = {store.locale, *scripts.LOCALES}
+    for value in _all_scripts(cfg, occ.step, action):
+        if isinstance(value, dict):
+            locales.update(value)
+    member_day = _member_day(cfg, store, occ)
+    branches = [None, *range(len(_branches(cfg, occ.step)))]
+    variants = ["A", "B"] if len(_variants(action)) >= 2 else [""]
+    return all(
+        _script_tokens(cfg, store, occ, action, b, v, loc, member_day) is not None
+        for b, v, loc in product(branches, variants, sorted(locales))
+    )
+
+
+def _all_scripts(cfg, step: int, action: dict) -> list:
+    tpl = _template(cfg)
+    found = [action.get("script"), *[v.get("text") for v in _variants(action)]]
+    found += [b.get("script") for b in _branches(cfg, step)]
+    if tpl is not None:
+        found += [tpl.scripts, *(tpl.step_scripts or [])]
+    return [f for f in found if f]
+
+
+def _defaults(model, given) -> dict:
+    """Python-side defaults of the model's fields not in `given`, as SQL values."""
+    out = {}
+    for field in model._meta.sorted_fields:
+        if field.name in given or isinstance(field, pw.AutoField) or field.default is None:
+            continue
+        value = field.default() if callable(field.default) else field.default
+        out[field.name] = pw.Value(field.db_value(value), converter=False)
+    return out
+
+
+def _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) -> int | None:
+    """INSERT … SELECT the new follow-ups of the pending decisions whose customer has none open:
+    assignee, rule, due time and rendered script all computed by the database. None (nothing
+    done) when a script needs Python to render."""
+    open_fu = FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer)
+    fresh = pending & ~pw.fn.EXISTS(open_fu)
+    locale = pw.fn.COALESCE(pw.fn.NULLIF(Customer.locale, ""), store.locale)
+    locales = sorted(
+        loc
+        for (loc,) in _fetch(
+            Decision.select(locale)
+            .join(Customer, on=(Customer.id == Decision.customer))
+            .where(fresh)
+            .distinct()
+        )
+    )
+    if not locales:
+        return 0
+    rule, fixed = assignment.rule_of(action)
+    found = assignment.sources(Decision.customer, store, day, rule, fixed)
+    inner = (
+        Decision.select(
+            Decision.customer.alias("cid"),
+            Decision.variant.alias("variant"),
+            Decision.branch.alias("branch"),
+            Customer.name.alias("name"),
+            locale.alias("locale"),
+            Customer.source.alias("source"),
+            Customer.points.alias("points"),
+            Customer.visit_count.alias("visit_count"),
+            Customer.last_visit_at.alias("last_visit"),
+            *[expr.alias(f"s{i}") for i, (_, expr) in enumerate(found)],
+        )
+        .join(Customer, on=(Customer.id == Decision.customer))
+        .where(fresh)
+    )
+    # Materialized, so each row's assignment subqueries run once however often they are used.
+    x = inner.cte("x", materialized=True)
+    assignee, label = assignment.pick(
+        [(name, getattr(x.c, f"s{i}")) for i, (name, _) in enumerate(found)]
+    )
+    col = {
+        name: getattr(x.c, name) for name in ("name", "locale", "source", "points", "visit_count")
+    }
+    col.update(last_visit=x.c.last_visit, branch=x.c.branch, variant=x.c.variant)
+    col["staff_name"] = Staff.select(Staff.name).where(Staff.id == assignee)
+    today = schedule.local_date(now, store.timezone)
+    script = _script_sql(cfg, store, occ, action, locales, col, today)
+    if script is None:
+        return None
+    values = {
+        "store": pw.Value(store.id),
+        "customer": x.c.cid,
+        "plan": pw.Value(cfg.id),
+        "occurrence": pw.Value(occ.id),
+        "assignee": assignee,
+        "assigned_by_rule": label,
+        "status": pw.Value("open"),
+        "open_customer": x.c.cid,
+        "due_at": _when(due_at),
+        "script": script,
+        "variant": x.c.variant,
+        "created_at": _when(now),
+        "updated_at": _when(now),
+    }
+    values.update(_defaults(FollowUp, values))
+    query = pw.Select(from_list=[x], columns=list(values.values())).with_cte(x)
+    fields = [FollowUp._meta.fields[name] for name in values]
+    return FollowUp.insert_from(query, fields).on_conflict_ignore().as_rowcount().execute()
+
+
+def _create_followups(cfg, store, occ, action, pending, now, joined: bool = False) -> int:
     open_fu = (
         FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer).limit(1)
     )
-    rows, cards = _rows(cfg, store, occ, pending, [open_fu])
-    if not rows:
-        return 0
     day = schedule.local_date(max(now, occ.scheduled_for), store.timezone)
-    who = assignment.assignees(store, Decision.select(Decision.customer).where(pending), day)
+    rule, fixed = assignment.rule_of(action)
+    due_at = max(
+        occ.scheduled_for,
+        now if (occ.detail or {}).get("mode") == "backfill" else occ.scheduled_for,
+    )
+    due_at = due_at + timedelta(hours=float(action.get("due_in_hours", 8) or 0))
+    # New follow-ups are made by the database in one statement; the few decisions that join a
+    # customer's open follow-up (and scripts SQL cannot render) go through Python rows.
+    in_sql = _script_sql_possible(cfg, store, occ, action)
+    python_rows = pending & pw.fn.EXISTS(open_fu) if in_sql else pending
+    rows, cards = _rows(cfg, store, occ, python_rows, [open_fu])
+    who = (
+        assignment.assignees(
+            store, Decision.select(Decision.customer).where(python_rows), day, rule, fixed
+        )
+        if rows
+        else {}
+    )
     staff_ids = {sid for sid, _ in who.values() if sid}
     names = (
         dict(Staff.select(Staff.id, Staff.name).where(Staff.id.in_(list(staff_ids))).tuples())
@@ -816,17 +1163,12 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
         else {}
     )
     staff_names = {cid: names.get(sid) for cid, (sid, _) in who.items()}
-    due_at = max(
-        occ.scheduled_for,
-        now if (occ.detail or {}).get("mode") == "backfill" else occ.scheduled_for,
-    )
-    due_at = due_at + timedelta(hours=float(action.get("due_in_hours", 8) or 0))
     rendered = _contexts(cfg, store, occ, rows, cards, now, staff_names)
     new, merged = [], []
     for row, script in rendered:
         cid = row[1]
         if row[11] is None:
-            sid, rule = who.get(cid, (None, "manager_queue"))
+            sid, label = who.get(cid, (None, "manager_queue"))
             new.append(
                 {
                     "store": store.id,
@@ -834,7 +1176,7 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
                     "plan": cfg.id,
                     "occurrence": occ.id,
                     "assignee": sid,
-                    "assigned_by_rule": rule,
+                    "assigned_by_rule": label,
                     "status": "open",
                     "open_customer": cid,
                     "due_at": due_at,
@@ -846,13 +1188,24 @@ def _create_followups(cfg, store, occ, action, pending, now) -> int:
             )
         else:
             merged.append((row, script))
-    with _tx():
+    with _tx(joined):
         _lock_occurrence(occ.id)
-        still = _still_pending(pending, [r for r, _ in rendered])
-        kept = {r[1] for r, _ in rendered if r[0] in still}
-        new = [f for f in new if f["customer"] in kept]
-        merged = [(r, text) for r, text in merged if r[0] in still]
-        rendered = [(r, text) for r, text in rendered if r[0] in still]
+        if rendered:
+            still = _still_pending(pending, [r for r, _ in rendered])
+            kept = {r[1] for r, _ in rendered if r[0] in still}
+            new = [f for f in new if f["customer"] in kept]
+            merged = [(r, text) for r, text in merged if r[0] in still]
+        if in_sql:
+            if merged:
+                # A follow-up closed since the rows were read: the row gets a new one in SQL.
+                open_now = set(
+                    FollowUp.select(FollowUp.open_customer)
+                    .where(FollowUp.open_customer.in_([r[1] for r, _ in merged]))
+                    .tuples()
+                )
+                merged = [(r, text) for r, text in merged if (r[1],) in open_now]
+            if _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) is None:
+                raise RuntimeError(f"plan {cfg.id}: a script needs Python rendering")
         bulk_insert(FollowUp, new)
         if cfg.template == "second_visit":
             text = pw.Case(
@@ -970,19 +1323,32 @@ def _lock_occurrence(occ_id: int) -> None:
         db.execute_sql('SELECT id FROM "occurrence" WHERE id = %s FOR UPDATE', (occ_id,))
 
 
-def _id_ranges(store_id: int, batch: int):
-    lo, hi = (
-        Customer.select(pw.fn.MIN(Customer.id), pw.fn.MAX(Customer.id))
-        .where(Customer.store == store_id)
-        .tuples()
-        .get()
-    )
-    if lo is None:
-        return
-    start = lo
-    while start <= hi:
-        yield start, min(start + batch - 1, hi)
-        start += batch
+def _candidate_ranges(cfg, store: Store, occ: Occurrence, now: datetime, batch: int) -> list:
+    """Customer-id ranges [lo, hi] (None: open-ended) holding about `batch` candidates each.
+
+    One read finds the candidates' ids, so a batch is a batch of contacts rather than a slice
+    of the whole customer table; the ranges together cover every id, so a customer who
+    qualifies between this read and their batch is not missed.
+    """
+    query = candidates(cfg, store, occ, now)
+    query._returning = (Customer.id,)
+    ids = sorted(cid for (cid,) in _fetch(query))
+    bounds = []
+    for i in range(batch, len(ids), batch):
+        if not bounds or ids[i] > bounds[-1]:
+            bounds.append(ids[i])
+    los = [None, *bounds]
+    his = [b - 1 for b in bounds] + [None]
+    return list(zip(los, his, strict=True))
+
+
+def _in_range(column, lo, hi):
+    where = pw.SQL("1 = 1")
+    if lo is not None:
+        where &= column >= lo
+    if hi is not None:
+        where &= column <= hi
+    return where
 
 
 def run_occurrence(occurrence: Occurrence, now: datetime) -> int:
@@ -1004,15 +1370,30 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
     Occurrence.update(status="running", started_at=now).where(
         (Occurrence.id == occ.id) & (Occurrence.status.in_(("pending", "running")))
     ).execute()
-    for lo, hi in _id_ranges(store.id, BATCH_POSTGRES if is_postgres() else BATCH):
+    batch = BATCH_POSTGRES if is_postgres() else BATCH
+    action = step_action(cfg, occ.step)
+    # When the database makes the follow-ups itself, a batch is one short transaction from
+    # decision to follow-up; Python-rendered contacts are rendered between two of them.
+    # Not on PostgreSQL: updating rows inserted by the same transaction re-runs their
+    # foreign-key checks, which costs more than the second commit saves.
+    in_one = (
+        not is_postgres()
+        and action.get("kind", "followup") != "message"
+        and (occ.detail or {}).get("mode") != "baseline"
+        and _script_sql_possible(cfg, store, occ, action)
+    )
+    for lo, hi in _candidate_ranges(cfg, store, occ, now, batch):
         with _tx():
             _lock_occurrence(occ.id)
-            query = candidates(cfg, store, occ, now).where(
-                (Customer.id >= lo) & (Customer.id <= hi)
-            )
+            query = candidates(cfg, store, occ, now).where(_in_range(Customer.id, lo, hi))
             _insert_decisions(cfg, store, occ, query, now)
             screened = _screen(cfg, store, occ, _pending(occ, lo, hi), now)
-        totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
+            if in_one:
+                totals.update(
+                    process_pending(cfg, store, occ, now, lo, hi, screened=screened, joined=True)
+                )
+        if not in_one:
+            totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
     made = (
         Decision.select(pw.fn.COUNT(Decision.id))
         .where((Decision.occurrence == occ.id) & Decision.outcome.in_(("followup", "message")))
