@@ -176,6 +176,9 @@ def seeded(app):
     card(store, "stored_value", date(2027, 2, 15), balance="80.00")
     card(store, "stored_value", date(2026, 11, 1), balance="999.00")
     card(store, "stored_value", date(2026, 12, 1), balance="999.00", status="cancelled")
+    # The rows above were written directly, not through events: record their returns the way
+    # the migration backfills existing data.
+    reports.attribute_returns(store)
     return dict(store=store, e1=e1, e2=e2, manager=manager, p=p, q=q)
 
 

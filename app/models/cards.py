@@ -48,4 +48,6 @@ class CustomerCard(BaseModel):
             (("store", "status", "balance", "customer"), False),
             (("store", "status", "remaining_uses", "customer"), False),
             (("store", "status", "expires_on", "customer"), False),
+            # Money at risk on the dashboard, read from the index alone (migration 0008).
+            (("store", "status", "expires_on", "product", "balance", "remaining_uses"), False),
         )

@@ -3,7 +3,7 @@
 import peewee as pw
 
 from app import clock
-from app.db import BaseModel, UTCDateTimeField
+from app.db import BaseModel, MoneyField, UTCDateTimeField
 from app.models.customers import Customer
 from app.models.org import Staff, Store
 from app.models.plans import Decision, Occurrence, Plan
@@ -35,11 +35,27 @@ class FollowUp(BaseModel):
     created_at = UTCDateTimeField(default=clock.now)
     completed_at = UTCDateTimeField(null=True)
     updated_at = UTCDateTimeField(default=clock.now)
+    # Return attribution, recorded when the visit or booking arrives (reports.attribute_event).
+    returned_at = UTCDateTimeField(null=True)
+    return_revenue = MoneyField(null=True)
 
     class Meta:
         indexes = (
             (("assignee", "status", "due_at"), False),
-            (("store", "status", "due_at"), False),
+            (("store", "status", "due_at", "assignee", "plan"), False),
+            (("store", "status", "updated_at", "assignee", "plan"), False),
+            (
+                (
+                    "store",
+                    "status",
+                    "completed_at",
+                    "plan",
+                    "assignee",
+                    "returned_at",
+                    "return_revenue",
+                ),
+                False,
+            ),
             (("plan", "status"), False),
             (("customer", "created_at"), False),
         )
@@ -71,4 +87,8 @@ class ContactLog(BaseModel):
     at = UTCDateTimeField(default=clock.now)
 
     class Meta:
-        indexes = ((("customer", "at"), False), (("staff", "at"), False))
+        indexes = (
+            (("customer", "at"), False),
+            (("staff", "at"), False),
+            (("at", "followup", "outcome"), False),
+        )

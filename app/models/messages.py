@@ -3,7 +3,7 @@
 import peewee as pw
 
 from app import clock
-from app.db import BaseModel, JSONField, UTCDateTimeField
+from app.db import BaseModel, JSONField, MoneyField, UTCDateTimeField
 from app.models.customers import Customer
 from app.models.org import Store
 from app.models.plans import Decision, Occurrence, Plan
@@ -44,9 +44,13 @@ class Message(BaseModel):
     read_at = UTCDateTimeField(null=True)
     failed_at = UTCDateTimeField(null=True)
     closed_at = UTCDateTimeField(null=True)
+    # Return attribution, recorded when the visit or booking arrives (reports.attribute_event).
+    returned_at = UTCDateTimeField(null=True)
+    return_revenue = MoneyField(null=True)
 
     class Meta:
         indexes = (
+            (("store", "status", "sent_at", "plan", "returned_at", "return_revenue"), False),
             (("status", "next_attempt_at"), False),
             (("store", "channel", "status"), False),
             (("customer", "created_at"), False),

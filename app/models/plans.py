@@ -111,10 +111,12 @@ class Decision(BaseModel):
     defer_until = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField(default=clock.now)
     updated_at = UTCDateTimeField(default=clock.now)
+    returned_at = UTCDateTimeField(null=True)  # return attribution, for the holdout lift
 
     class Meta:
         indexes = (
             (("plan", "step", "customer", "dedupe_key"), True),
+            (("plan", "outcome", "created_at", "returned_at", "updated_at"), False),
             (("occurrence", "outcome"), False),
             (("customer", "created_at"), False),
             (("outcome", "defer_until"), False),

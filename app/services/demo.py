@@ -31,7 +31,7 @@ from app.models import (
     Visit,
 )
 from app.models.events import VISIT_TYPES
-from app.services import auth, loyalty, stores
+from app.services import auth, loyalty, reports, stores
 
 log = logging.getLogger(__name__)
 
@@ -460,6 +460,8 @@ def load_demo(
             _build_store(spec, store, count, staff, products, tags, now, rng)
     echo("Running plans…")
     _start_plans(store_rows, staff, now, echo)
+    for store in store_rows.values():  # the history's visits were inserted in bulk
+        reports.attribute_returns(store)
     return logins()
 
 

@@ -276,9 +276,10 @@ def record_event(
         if event.type in VISIT_TYPES:
             _record_visit(store, customer, event, serving)
         refresh_aggregates(customer.id)
-    if triggers_plans:
-        from app.services import hooks
+    from app.services import hooks
 
+    hooks.after_any_event(event)
+    if triggers_plans:
         hooks.after_event(event, now)
     return event, True
 

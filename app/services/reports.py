@@ -1,13 +1,14 @@
 """Reports: what plans and staff did in a period, and who came back afterwards (set-based SQL)."""
 
 import math
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import peewee as pw
 from peewee import SQL, fn
 
-from app.db import db, is_postgres
+from app.db import is_postgres
 from app.models import (
     CardProduct,
     ContactLog,
@@ -23,6 +24,8 @@ from app.models import (
     Store,
     Visit,
 )
+from app.models.events import VISIT_TYPES
+from app.models.followups import FOLLOWUP_STATUSES
 from app.services import schedule
 
 SENT_STATUSES = ("sent", "delivered", "read")
@@ -229,20 +232,97 @@ def summary(store: Store, start: datetime, end: datetime, now: datetime) -> dict
     }
 
 
+# --- return attribution, recorded when the visit or booking arrives -----------------------------
+#
+# A contact (a follow-up completed, a message sent, a plan decision) "returned" when the customer
+# visited or booked after it and within its plan's window. Probing every contact's visits at read
+# time costs one lookup per contact, so the answer is kept on the contact instead: `returned_at`
+# (the first visit in the window, else the first booking) and `return_revenue` (the amounts of the
+# visits in the window). Every visit or booking recomputes them for its customer's recent
+# contacts (attribute_event, from the after-event hook, also for imported history);
+# attribute_returns recomputes a whole store for data written behind the services' back.
+
+RETURN_EVENT_TYPES = VISIT_TYPES + ("appointment_booked",)
+
+
+def _contact_kinds() -> list[tuple]:
+    """(model, contact time column, rows that are contacts, with revenue) per kind of contact."""
+    return [
+        (FollowUp, FollowUp.completed_at, FollowUp.status == "done", True),
+        (Message, Message.sent_at, Message.status.in_(SENT_STATUSES), True),
+        (Decision, Decision.created_at, Decision.outcome.in_(LIFT_OUTCOMES), False),
+    ]
+
+
+def _recompute(model, contact_at, is_contact, with_revenue: bool, where) -> int:
+    """Set returned_at (and return_revenue) of the matching contacts from the visits and bookings."""
+    first_visit = Visit.select(fn.MIN(Visit.first_at)).where(
+        _visit_window(contact_at, model.customer, Plan.window_days)
+    )
+    first_booking = Event.select(fn.MIN(Event.occurred_at)).where(
+        _booked_window(contact_at, model.customer, Plan.window_days)
+    )
+    changes = {
+        model.returned_at: pw.Case(
+            None, [(is_contact, fn.COALESCE(first_visit, first_booking))], None
+        )
+    }
+    if with_revenue:
+        revenue = Visit.select(fn.COALESCE(fn.SUM(Visit.amount), 0)).where(
+            _visit_window(contact_at, model.customer, Plan.window_days)
+        )
+        changes[model.return_revenue] = pw.Case(None, [(is_contact, revenue)], 0)
+    query = model.update(changes).from_(Plan).where((Plan.id == model.plan) & where)
+    return query.execute()
+
+
+def attribute_event(event: Event) -> int:
+    """Recompute the returns of the event's customer's contacts that its visit or booking may
+    fall in (one indexed UPDATE per kind of contact); returns how many contacts were looked at."""
+    if event.type not in RETURN_EVENT_TYPES:
+        return 0
+    longest = (
+        Plan.select(fn.MAX(Plan.window_days)).where(Plan.store == event.store_id).scalar() or 0
+    )
+    # A visit is dated by its first event of the (store-local) day, at most a day earlier.
+    since = event.occurred_at - timedelta(days=int(longest) + 1)
+    touched = 0
+    for model, contact_at, is_contact, with_revenue in _contact_kinds():
+        where = (model.customer == event.customer_id) & (contact_at >= since)
+        touched += _recompute(model, contact_at, is_contact, with_revenue, where)
+    return touched
+
+
+def attribute_returns(store: Store, since: datetime | None = None) -> dict[str, int]:
+    """Recompute the returns of a store's contacts (all, or those made since `since`): the
+    backfill for existing data and the repair after visits were written without events."""
+    out = {}
+    for model, contact_at, is_contact, with_revenue in _contact_kinds():
+        where = is_contact | model.returned_at.is_null(False)
+        where &= (Plan.store == store.id) & contact_at.is_null(False)
+        if since is not None:
+            where &= contact_at >= since
+        out[model._meta.table_name] = _recompute(model, contact_at, is_contact, with_revenue, where)
+    return out
+
+
 # --- the manager's dashboard ------------------------------------------------------------------
 
 CONTACTED = ("followup", "message")
+LIFT_OUTCOMES = CONTACTED + ("held_out",)
 MIN_LIFT_GROUP = 20  # fewer decisions than this on either side: "not enough data yet"
 RISK_DAYS = (30, 60, 90)
+NOT_WITHDRAWN = tuple(s for s in FOLLOWUP_STATUSES if s != "withdrawn")
+last_timings: dict[str, float] = {}  # seconds per part of the last dashboard(), for the benchmark
 
 
 def _between(column, start: datetime, end: datetime):
     return (column >= start) & (column < end)
 
 
-def sum_if(condition):
-    """SUM(CASE WHEN condition THEN 1 ELSE 0 END), 0 when there are no rows."""
-    return fn.COALESCE(fn.SUM(pw.Case(None, [(condition, 1)], 0)), 0)
+def sum_if(condition, value=1):
+    """SUM(CASE WHEN condition THEN value ELSE 0 END), 0 when there are no rows."""
+    return fn.COALESCE(fn.SUM(pw.Case(None, [(condition, value)], 0)), 0)
 
 
 def _visit_window(contact_at, customer, days_column):
@@ -265,104 +345,71 @@ def _booked_window(contact_at, customer, days_column):
     return (Event.customer == customer) & (Event.type == "appointment_booked") & after & within
 
 
-def _return_columns(contact_at, customer, days_column):
-    """(returned 0/1, revenue) expressions for one contact, as correlated subqueries."""
-    visited = fn.EXISTS(
-        Visit.select(SQL("1")).where(_visit_window(contact_at, customer, days_column))
-    )
-    booked = fn.EXISTS(
-        Event.select(SQL("1")).where(_booked_window(contact_at, customer, days_column))
-    )
-    returned = pw.Case(None, [(visited | booked, 1)], 0)
-    revenue = Visit.select(fn.COALESCE(fn.SUM(Visit.amount), 0)).where(
-        _visit_window(contact_at, customer, days_column)
-    )
-    return returned, revenue
-
-
-def _grouped(inner, keys: list[str]) -> list[tuple]:
-    """SELECT keys, COUNT(*), SUM(returned), SUM(revenue) FROM inner GROUP BY keys."""
-    t = inner.alias("t")
-    cols = [getattr(t.c, k) for k in keys]
-    query = (
-        pw.Select([t], cols + [fn.COUNT(SQL("*")), fn.SUM(t.c.returned), fn.SUM(t.c.revenue)])
-        .group_by(*cols)
-        .bind(db)
-    )
-    return list(query.tuples())
-
-
 def _money(value) -> Decimal:
     return Decimal(str(value or 0)).quantize(Decimal("0.01"))
 
 
-def _contact_queries(store: Store, start: datetime, end: datetime):
-    """Per contact in the period (follow-up completed with a log, message sent): return, revenue."""
-    logged = fn.EXISTS(ContactLog.select(SQL("1")).where(ContactLog.followup == FollowUp.id))
-    returned, revenue = _return_columns(FollowUp.completed_at, FollowUp.customer, Plan.window_days)
-    followups = (
-        FollowUp.select(
-            FollowUp.plan.alias("plan"),
-            FollowUp.assignee.alias("staff"),
-            FollowUp.customer.alias("customer"),
-            FollowUp.completed_at.alias("at"),
-            returned.alias("returned"),
-            revenue.alias("revenue"),
-        )
-        .join(Plan, on=(FollowUp.plan == Plan.id))
-        .where(
-            FollowUp.store == store.id,
-            FollowUp.status == "done",
-            _between(FollowUp.completed_at, start, end),
-            logged,
-        )
+def _came_back(model):
+    """The contact's return was recorded (by attribute_event or attribute_returns)."""
+    return model.returned_at.is_null(False)
+
+
+def _sqlite_index(model, index: str, alias: str = "t1"):
+    """FROM `model` read through `index` on SQLite, whose planner misjudges a store column with
+    one value (it prefers skip-scans of other indexes); None on PostgreSQL."""
+    if is_postgres():
+        return None
+    return f'"{model._meta.table_name}" AS "{alias}" INDEXED BY "{index}"'
+
+
+def _followup_contacts(store: Store, start: datetime, end: datetime):
+    """Follow-ups completed in the period (every done follow-up has its contact log)."""
+    return FollowUp.select().where(
+        FollowUp.store == store.id,
+        FollowUp.status == "done",
+        _between(FollowUp.completed_at, start, end),
+        FollowUp.plan.is_null(False),
     )
-    m_returned, m_revenue = _return_columns(Message.sent_at, Message.customer, Plan.window_days)
-    messages = (
-        Message.select(
-            Message.plan.alias("plan"),
-            SQL("NULL").alias("staff"),
-            Message.customer.alias("customer"),
-            Message.sent_at.alias("at"),
-            m_returned.alias("returned"),
-            m_revenue.alias("revenue"),
-        )
-        .join(Plan, on=(Message.plan == Plan.id))
-        .where(
-            Message.store == store.id,
-            Message.status.in_(SENT_STATUSES),
-            _between(Message.sent_at, start, end),
-        )
+
+
+def _message_contacts(store: Store, start: datetime, end: datetime):
+    """Messages sent in the period by a plan."""
+    return Message.select().where(
+        Message.store == store.id,
+        Message.status.in_(SENT_STATUSES),
+        _between(Message.sent_at, start, end),
+        Message.plan.is_null(False),
     )
-    return followups, messages
 
 
 def returned_contacts(
     store: Store, start: datetime, end: datetime, plan_id: int | None, staff_id: int | None
 ) -> list[dict]:
     """The contacts behind the return-visit figure (optionally one plan's or one person's)."""
-    followups, messages = _contact_queries(store, start, end)
-    parts = [followups] if staff_id else [followups, messages]
+    parts = [(FollowUp, FollowUp.completed_at, _followup_contacts(store, start, end))]
+    if not staff_id:
+        parts.append((Message, Message.sent_at, _message_contacts(store, start, end)))
     rows = []
-    for inner in parts:
-        t = inner.alias("t")
+    for model, contact_at, query in parts:
         query = (
-            pw.Select([t], [t.c.customer, t.c.at, t.c.revenue, Plan.name, Customer.name])
-            .join(Plan, on=(Plan.id == t.c.plan))
-            .join(Customer, on=(Customer.id == t.c.customer))
-            .where(t.c.returned == 1)
-            .bind(db)
+            query.select(model.customer, contact_at, model.return_revenue, Plan.name, Customer.name)
+            .join(Plan, on=(model.plan == Plan.id))
+            .switch(model)
+            .join(Customer, on=(model.customer == Customer.id))
+            .where(_came_back(model))
         )
         if plan_id:
-            query = query.where(t.c.plan == plan_id)
+            query = query.where(model.plan == plan_id)
         if staff_id:
-            query = query.where(t.c.staff == staff_id)
-        for customer, at, revenue, plan, name in query.limit(500).tuples():
+            query = query.where(FollowUp.assignee == staff_id)
+        for customer, at, revenue, plan, name in (
+            query.order_by(contact_at.desc()).limit(500).tuples()
+        ):
             rows.append(
                 {
                     "customer": customer,
                     "name": name,
-                    "at": _aware(at),
+                    "at": at,
                     "detail": plan,
                     "amount": _money(revenue),
                 }
@@ -370,18 +417,8 @@ def returned_contacts(
     return sorted(rows, key=lambda r: r["at"], reverse=True)
 
 
-def _aware(value):
-    """A datetime read from a raw query, made aware UTC (SQLite answers text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
-
-
 def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
-    """Contacts in the period (follow-ups completed with a log, messages sent) and their returns."""
-    followups, messages = _contact_queries(store, start, end)
+    """Contacts in the period (follow-ups completed, messages sent) and their recorded returns."""
     out = {"plans": {}, "staff": {}, "total": {"contacts": 0, "returns": 0, "revenue": _money(0)}}
 
     def add(bucket: dict, key, n, r, rev) -> None:
@@ -390,12 +427,25 @@ def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
         row["returns"] += int(r or 0)
         row["revenue"] += _money(rev)
 
-    for plan, staff, n, r, rev in _grouped(followups, ["plan", "staff"]):
+    def figures(model):
+        return [fn.COUNT(SQL("*")), fn.COUNT(model.returned_at), fn.SUM(model.return_revenue)]
+
+    followups = (
+        _followup_contacts(store, start, end)
+        .select(FollowUp.plan, FollowUp.assignee, *figures(FollowUp))
+        .group_by(FollowUp.plan, FollowUp.assignee)
+    )
+    for plan, staff, n, r, rev in followups.tuples():
         add(out["plans"], plan, n, r, rev)
         if staff is not None:
             add(out["staff"], staff, n, r, rev)
         add(out, "total", n, r, rev)
-    for plan, n, r, rev in _grouped(messages, ["plan"]):
+    messages = (
+        _message_contacts(store, start, end)
+        .select(Message.plan, *figures(Message))
+        .group_by(Message.plan)
+    )
+    for plan, n, r, rev in messages.tuples():
         add(out["plans"], plan, n, r, rev)
         add(out, "total", n, r, rev)
     return out
@@ -417,26 +467,19 @@ def lift_interval(rc: int, nc: int, rh: int, nh: int) -> dict | None:
     }
 
 
-def _lift_decisions(store: Store, start: datetime, end: datetime):
-    """Decisions of holdout plans in the period: contacted or held out, and whether they returned."""
-    returned, _revenue = _return_columns(Decision.created_at, Decision.customer, Plan.window_days)
-    side = pw.Case(None, [(Decision.outcome == "held_out", "held_out")], "contacted")
-    return (
-        Decision.select(
-            Decision.plan.alias("plan"),
-            side.alias("side"),
-            Decision.customer.alias("customer"),
-            Decision.created_at.alias("at"),
-            returned.alias("returned"),
-            SQL("0").alias("revenue"),
-        )
-        .join(Plan, on=(Decision.plan == Plan.id))
-        .where(
-            Plan.store == store.id,
-            Plan.holdout_percent > 0,
-            Decision.outcome.in_(CONTACTED + ("held_out",)),
-            _between(Decision.created_at, start, end),
-        )
+def _holdout_plans(store: Store, plan_id: int | None = None) -> list[int]:
+    query = Plan.select(Plan.id).where(Plan.store == store.id, Plan.holdout_percent > 0)
+    if plan_id:
+        query = query.where(Plan.id == plan_id)
+    return [p for (p,) in query.tuples()]
+
+
+def _lift_decisions(plans: list[int], start: datetime, end: datetime):
+    """Decisions of holdout plans in the period: contacted or held out."""
+    return Decision.select().where(
+        Decision.plan.in_(plans),
+        Decision.outcome.in_(LIFT_OUTCOMES),
+        _between(Decision.created_at, start, end),
     )
 
 
@@ -444,95 +487,147 @@ def lift_customers(
     store: Store, start: datetime, end: datetime, plan_id: int | None, side: str
 ) -> list[dict]:
     """The contacted or held-out customers behind a lift figure, and whether each came back."""
-    t = _lift_decisions(store, start, end).alias("t")
+    plans = _holdout_plans(store, plan_id)
+    if not plans:
+        return []
+    outcomes = ("held_out",) if side == "held_out" else CONTACTED
     query = (
-        pw.Select([t], [t.c.customer, t.c.at, t.c.returned, Plan.name, Customer.name])
-        .join(Plan, on=(Plan.id == t.c.plan))
-        .join(Customer, on=(Customer.id == t.c.customer))
-        .where(t.c.side == side)
-        .bind(db)
+        _lift_decisions(plans, start, end)
+        .select(
+            Decision.customer, Decision.created_at, Decision.returned_at, Plan.name, Customer.name
+        )
+        .join(Plan, on=(Decision.plan == Plan.id))
+        .switch(Decision)
+        .join(Customer, on=(Decision.customer == Customer.id))
+        .where(Decision.outcome.in_(outcomes))
+        .order_by(Decision.created_at.desc())
     )
-    if plan_id:
-        query = query.where(t.c.plan == plan_id)
     return [
-        {"customer": c, "name": n, "at": _aware(at), "detail": plan, "returned": bool(r)}
-        for c, at, r, plan, n in query.limit(500).tuples()
+        {"customer": c, "name": n, "at": at, "detail": plan, "returned": returned is not None}
+        for c, at, returned, plan, n in query.limit(500).tuples()
     ]
 
 
 def _lift(store: Store, start: datetime, end: datetime) -> dict:
-    """Per plan with a holdout: contacted vs held-out customers and how many came back."""
-    inner = _lift_decisions(store, start, end)
+    """Per plan with a holdout: contacted vs held-out customers and how many came back (one
+    index range per plan and outcome)."""
+    plans = _holdout_plans(store)
+    if not plans:
+        return {}
+    query = (
+        _lift_decisions(plans, start, end)
+        .select(Decision.plan, Decision.outcome, fn.COUNT(SQL("*")), fn.COUNT(Decision.returned_at))
+        .group_by(Decision.plan, Decision.outcome)
+    )
     out: dict = {}
-    for plan, which, n, r, _rev in _grouped(inner, ["plan", "side"]):
-        out.setdefault(plan, {"contacted": [0, 0], "held_out": [0, 0]})[which] = [
-            int(r or 0),
-            int(n or 0),
-        ]
+    for plan, outcome, n, r in query.tuples():
+        figures = out.setdefault(plan, {"contacted": [0, 0], "held_out": [0, 0]})
+        side = figures["held_out" if outcome == "held_out" else "contacted"]
+        side[0] += int(r or 0)
+        side[1] += int(n)
     for figures in out.values():
-        rc, nc = figures["contacted"]
-        rh, nh = figures["held_out"]
-        figures["interval"] = lift_interval(rc, nc, rh, nh)
+        figures["interval"] = lift_interval(*figures["contacted"], *figures["held_out"])
     return out
 
 
-def _completion(store: Store, start: datetime, end: datetime, now: datetime, group) -> dict:
-    """Follow-ups due in the period (not withdrawn), how many were done, and open overdue now."""
+def _completion(store: Store, start: datetime, end: datetime, now: datetime) -> dict:
+    """Per (assignee, plan): follow-ups due in the period (not withdrawn), done, open overdue
+    now, and withdrawn in the period; three index range scans."""
     cutoff = min(end, now)
-    due = _between(FollowUp.due_at, start, cutoff) & (FollowUp.status != "withdrawn")
-    query = (
-        FollowUp.select(
-            group,
-            sum_if(due),
-            sum_if(due & (FollowUp.status == "done")),
-            sum_if((FollowUp.status == "open") & (FollowUp.due_at < now)),
-            sum_if((FollowUp.status == "withdrawn") & _between(FollowUp.updated_at, start, end)),
-        )
-        .where(FollowUp.store == store.id)
-        .group_by(group)
+    out: dict = {}
+
+    def add(query, *names) -> None:
+        for assignee, plan, *values in query.tuples():
+            row = out.setdefault((assignee, plan), dict.fromkeys(COMPLETION_KEYS, 0))
+            for name, value in zip(names, values, strict=True):
+                row[name] += int(value or 0)
+
+    def grouped(*columns, index: str | None = None):
+        query = FollowUp.select(FollowUp.assignee, FollowUp.plan, *columns)
+        hinted = _sqlite_index(FollowUp, index) if index else None
+        if hinted is not None:
+            query = query.from_(SQL(hinted))
+        return query.group_by(FollowUp.assignee, FollowUp.plan)
+
+    add(
+        grouped(fn.COUNT(SQL("*")), sum_if(FollowUp.status == "done"), index=DUE_INDEX).where(
+            FollowUp.store == store.id,
+            FollowUp.status.in_(NOT_WITHDRAWN),
+            _between(FollowUp.due_at, start, cutoff),
+        ),
+        "due",
+        "done",
     )
-    out = {}
-    for key, d, done, overdue, withdrawn in query.tuples():
-        d, done = int(d or 0), int(done or 0)
-        out[key] = {
-            "due": d,
-            "done": done,
-            "rate": round(100 * done / d) if d else None,
-            "overdue": int(overdue or 0),
-            "withdrawn": int(withdrawn or 0),
-        }
+    add(
+        grouped(fn.COUNT(SQL("*")), index=DUE_INDEX).where(
+            FollowUp.store == store.id, FollowUp.status == "open", FollowUp.due_at < now
+        ),
+        "overdue",
+    )
+    add(
+        grouped(fn.COUNT(SQL("*"))).where(
+            FollowUp.store == store.id,
+            FollowUp.status == "withdrawn",
+            _between(FollowUp.updated_at, start, end),
+        ),
+        "withdrawn",
+    )
+    return out
+
+
+COMPLETION_KEYS = ("due", "done", "overdue", "withdrawn")
+DUE_INDEX = "follow_up_store_id_status_due_at_assignee_id_plan_id"  # migration 0008
+
+
+def _completion_by(rows: dict, index: int) -> dict:
+    """Sum (assignee, plan) completion rows by assignee (0) or plan (1), with the rate."""
+    out: dict = {}
+    for key, row in rows.items():
+        total = out.setdefault(key[index], dict.fromkeys(COMPLETION_KEYS, 0))
+        for name in COMPLETION_KEYS:
+            total[name] += row[name]
+    for row in out.values():
+        row["rate"] = round(100 * row["done"] / row["due"]) if row["due"] else None
     return out
 
 
 def _outcome_mix(store: Store, start: datetime, end: datetime) -> dict[str, int]:
-    """Contact-log outcomes logged in the period."""
-    query = (
-        ContactLog.select(ContactLog.outcome, fn.COUNT(ContactLog.id))
-        .join(Customer, on=(ContactLog.customer == Customer.id))
-        .where(Customer.store == store.id, _between(ContactLog.at, start, end))
-        .group_by(ContactLog.outcome)
+    """Contact-log outcomes logged in the period (every log belongs to a follow-up)."""
+    followup = FollowUp.alias("f")
+    query = ContactLog.select(ContactLog.outcome, fn.COUNT(SQL("*")))
+    hinted = _sqlite_index(FollowUp, "followup_store_id", alias="f")
+    if hinted is None:
+        query = query.join(followup, on=(ContactLog.followup == followup.id))
+    else:
+        # The store check from the store index alone, not from each follow-up's row.
+        query = query.from_(
+            SQL(f'"contact_log" AS "t1" JOIN {hinted} ON "f"."id" = "t1"."followup_id"')
+        )
+    query = query.where(followup.store == store.id, _between(ContactLog.at, start, end)).group_by(
+        ContactLog.outcome
     )
     return {outcome: int(n) for outcome, n in query.tuples()}
 
 
 def _decision_counts(store: Store, start: datetime, end: datetime) -> dict:
     """Per plan: withdrawn because the client booked, and missed occurrences, in the period."""
+    plans = [p for (p,) in Plan.select(Plan.id).where(Plan.store == store.id).tuples()]
+    if not plans:
+        return {"withdrawn_booked": {}, "missed": {}}
     booked = (
-        Decision.select(Decision.plan, fn.COUNT(Decision.id))
-        .join(Plan, on=(Decision.plan == Plan.id))
+        Decision.select(Decision.plan, fn.COUNT(SQL("*")))
         .where(
-            Plan.store == store.id,
+            Decision.plan.in_(plans),
             Decision.outcome == "withdrawn",
-            Decision.reason.contains("appointment_booked"),
             _between(Decision.updated_at, start, end),
+            Decision.reason.contains("appointment_booked"),
         )
         .group_by(Decision.plan)
     )
     missed = (
-        Occurrence.select(Occurrence.plan, fn.COUNT(Occurrence.id))
-        .join(Plan, on=(Occurrence.plan == Plan.id))
+        Occurrence.select(Occurrence.plan, fn.COUNT(SQL("*")))
         .where(
-            Plan.store == store.id,
+            Occurrence.plan.in_(plans),
             Occurrence.status == "missed",
             _between(Occurrence.scheduled_for, start, end),
         )
@@ -557,39 +652,73 @@ def card_value():
     )
 
 
+def _value_of(product: CardProduct | None, balance, uses) -> Decimal:
+    """Value of cards of one product from their summed balances or remaining uses."""
+    if product is None:
+        return Decimal(0)
+    if product.kind == "stored_value":
+        return Decimal(str(balance or 0))
+    if product.kind == "count" and product.uses and product.price is not None:
+        return Decimal(int(uses or 0)) * Decimal(str(product.price)) / product.uses
+    return Decimal(0)
+
+
 def money_at_risk(store: Store, now: datetime) -> list[dict]:
-    """Active card value expiring within 30, 60 and 90 days (store-local dates), with counts."""
+    """Active card value expiring within 30, 60 and 90 days (store-local dates), with counts:
+    one covering-index scan grouped by expiry day and product, valued in Python."""
     today = schedule.local_date(now, store.timezone)
-    columns = []
-    for days in RISK_DAYS:
-        soon = CustomerCard.expires_on <= today + timedelta(days=days)
-        columns.append(fn.COALESCE(fn.SUM(pw.Case(None, [(soon, card_value())], 0)), 0))
-        columns.append(sum_if(soon))
-    row = (
-        CustomerCard.select(*columns)
-        .join(CardProduct, on=(CustomerCard.product == CardProduct.id))
+    query = (
+        CustomerCard.select(
+            CustomerCard.expires_on,
+            CustomerCard.product,
+            fn.COUNT(SQL("*")),
+            fn.SUM(CustomerCard.balance),
+            fn.SUM(CustomerCard.remaining_uses),
+        )
         .where(
             CustomerCard.store == store.id,
             CustomerCard.status == "active",
             CustomerCard.expires_on >= today,
             CustomerCard.expires_on <= today + timedelta(days=max(RISK_DAYS)),
         )
-        .tuples()
-        .first()
-    ) or (0,) * len(columns)
-    return [
-        {"days": days, "value": _money(row[2 * i]), "cards": int(row[2 * i + 1] or 0)}
-        for i, days in enumerate(RISK_DAYS)
-    ]
+        .group_by(CustomerCard.expires_on, CustomerCard.product)
+    )
+    rows = list(query.tuples())
+    products = {
+        p.id: p for p in CardProduct.select().where(CardProduct.id.in_({r[1] for r in rows} or {0}))
+    }
+    out = [{"days": days, "value": Decimal(0), "cards": 0} for days in RISK_DAYS]
+    for expires_on, product, n, balance, uses in rows:
+        if isinstance(expires_on, str):
+            expires_on = date.fromisoformat(expires_on)
+        value = _value_of(products.get(product), balance, uses)
+        for bucket in out:
+            if expires_on <= today + timedelta(days=bucket["days"]):
+                bucket["value"] += value
+                bucket["cards"] += int(n)
+    for bucket in out:
+        bucket["value"] = _money(bucket["value"])
+    return out
+
+
+def _timed(name: str, function, *args):
+    t0 = time.perf_counter()
+    result = function(*args)
+    last_timings[name] = time.perf_counter() - t0
+    return result
 
 
 def dashboard(store: Store, start: datetime, end: datetime, now: datetime) -> dict:
-    """Every dashboard figure for a store and period, each from one grouped query."""
-    by_staff = _completion(store, start, end, now, FollowUp.assignee)
-    by_plan = _completion(store, start, end, now, FollowUp.plan)
-    returns = _attributed_returns(store, start, end)
-    lift = _lift(store, start, end)
-    counts = _decision_counts(store, start, end)
+    """Every dashboard figure for a store and period, each from grouped index range scans."""
+    last_timings.clear()
+    completion = _timed("completion", _completion, store, start, end, now)
+    by_staff = _completion_by(completion, 0)
+    by_plan = _completion_by(completion, 1)
+    returns = _timed("returns", _attributed_returns, store, start, end)
+    lift = _timed("lift", _lift, store, start, end)
+    counts = _timed("withdrawn and missed", _decision_counts, store, start, end)
+    outcomes = _timed("outcome mix", _outcome_mix, store, start, end)
+    at_risk = _timed("money at risk", money_at_risk, store, now)
     empty = {"due": 0, "done": 0, "rate": None, "overdue": 0, "withdrawn": 0}
     no_returns = {"contacts": 0, "returns": 0, "revenue": _money(0)}
     plans = []
@@ -640,9 +769,9 @@ def dashboard(store: Store, start: datetime, end: datetime, now: datetime) -> di
         "queue": queue,
         "plans": plans,
         "totals": totals,
-        "outcomes": _outcome_mix(store, start, end),
+        "outcomes": outcomes,
         "returns": returns["total"],
         "withdrawn_booked": sum(counts["withdrawn_booked"].values()),
         "missed": sum(counts["missed"].values()),
-        "at_risk": money_at_risk(store, now),
+        "at_risk": at_risk,
     }

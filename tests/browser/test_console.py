@@ -6,6 +6,7 @@ import pytest
 
 from app import clock
 from app.models import ContactLog, FollowUp, Plan, Visit
+from app.services import reports
 from tests.factories import PASSWORD, make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
@@ -90,6 +91,7 @@ def salon(csrf_app):
                 due_at=now - timedelta(days=i),
                 open_customer=c.id,
             )
+    reports.attribute_returns(store)  # the visits above were written directly, not as events
     return store, farah, aisyah, mei
 
 
