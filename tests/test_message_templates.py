@@ -508,3 +508,26 @@ def test_plan_form_offers_the_stores_templates(client, salon):
     assert plan.action["script"]["zh_Hans"] == MEMBER_DAY["zh_Hans"]["body"]
     page = client.get(f"/plans/{plan.id}").get_data(as_text=True)
     assert 'data-approval="pending"' in page and "activation-blocked" in page
+
+
+def test_waba_id_saved_in_channel_settings_is_used_for_the_status_check(client, graph):
+    store = make_store("kl", name="Bunga Beauty KL")
+    farah = make_staff("manager", [store])
+    login(client, farah)
+    form = {
+        "enabled": "1",
+        "base_url": graph.base_url,
+        "api_version": "21.0",
+        "phone_number_id": "106540352242922",
+        "waba_id": WABA,
+        "access_token": "wa-token",
+        "app_secret": "wa-app-secret",
+    }
+    assert client.post("/messages/channels/whatsapp", data=form).status_code == 303
+    template = member_day_template(store)
+    graph.templates = [
+        {"name": "member_day_reminder", "language": lang, "status": "APPROVED"}
+        for lang in ("en", "zh_CN", "ms")
+    ]
+    resp = client.post(f"/message-templates/{template.id}/refresh", headers=HX)
+    assert resp.status_code == 200 and service.approval(template) == "approved"

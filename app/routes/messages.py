@@ -21,7 +21,7 @@ PAGE_SIZE = 50
 # Which fields each channel's settings form shows; secret ones are stored encrypted.
 FIELDS = {
     "whatsapp": (
-        ["base_url", "api_version", "phone_number_id", "template", "language"],
+        ["base_url", "api_version", "phone_number_id", "waba_id", "template", "language"],
         ["access_token", "app_secret", "verify_token"],
     ),
     "line": (["base_url"], ["channel_access_token", "channel_secret"]),
