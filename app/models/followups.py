@@ -42,22 +42,29 @@ class FollowUp(BaseModel):
     class Meta:
         indexes = (
             (("assignee", "status", "due_at"), False),
-            (("store", "status", "due_at", "assignee", "plan"), False),
+            (("store", "status", "due_at"), False),
+            (("plan", "status"), False),
+            (("customer", "created_at"), False),
+            # The dashboard reads its figures per employee and per plan in index order.
+            (("store", "assignee", "status", "due_at"), False),
+            (("store", "plan", "status", "due_at"), False),
             (("store", "status", "updated_at", "assignee", "plan"), False),
+            (
+                ("store", "plan", "status", "completed_at", "returned_at", "return_revenue"),
+                False,
+            ),
             (
                 (
                     "store",
+                    "assignee",
                     "status",
                     "completed_at",
                     "plan",
-                    "assignee",
                     "returned_at",
                     "return_revenue",
                 ),
                 False,
             ),
-            (("plan", "status"), False),
-            (("customer", "created_at"), False),
         )
 
 
@@ -90,5 +97,5 @@ class ContactLog(BaseModel):
         indexes = (
             (("customer", "at"), False),
             (("staff", "at"), False),
-            (("at", "followup", "outcome"), False),
+            (("outcome", "at", "followup"), False),
         )

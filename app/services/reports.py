@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import peewee as pw
 from peewee import SQL, fn
+from playhouse.migrate import make_index_name
 
 from app.db import is_postgres
 from app.models import (
@@ -25,7 +26,7 @@ from app.models import (
     Visit,
 )
 from app.models.events import VISIT_TYPES
-from app.models.followups import FOLLOWUP_STATUSES
+from app.models.followups import FOLLOWUP_STATUSES, OUTCOMES
 from app.services import schedule
 
 SENT_STATUSES = ("sent", "delivered", "read")
@@ -418,37 +419,50 @@ def returned_contacts(
 
 
 def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
-    """Contacts in the period (follow-ups completed, messages sent) and their recorded returns."""
-    out = {"plans": {}, "staff": {}, "total": {"contacts": 0, "returns": 0, "revenue": _money(0)}}
-
-    def add(bucket: dict, key, n, r, rev) -> None:
-        row = bucket.setdefault(key, {"contacts": 0, "returns": 0, "revenue": _money(0)})
-        row["contacts"] += int(n or 0)
-        row["returns"] += int(r or 0)
-        row["revenue"] += _money(rev)
-
-    def figures(model):
-        return [fn.COUNT(SQL("*")), fn.COUNT(model.returned_at), fn.SUM(model.return_revenue)]
-
-    followups = (
-        _followup_contacts(store, start, end)
-        .select(FollowUp.plan, FollowUp.assignee, *figures(FollowUp))
-        .group_by(FollowUp.plan, FollowUp.assignee)
+    """Contacts in the period (follow-ups completed, messages sent) and their recorded returns,
+    per plan and per employee, each read in index order."""
+    staff, plans = _staff_and_plans(store)
+    figures = [fn.COUNT(SQL("*")), fn.COUNT(FollowUp.returned_at), fn.SUM(FollowUp.return_revenue)]
+    contacts = (
+        (FollowUp.store == store.id)
+        & (FollowUp.status == "done")
+        & _between(FollowUp.completed_at, start, end)
+        & FollowUp.plan.is_null(False)
     )
-    for plan, staff, n, r, rev in followups.tuples():
-        add(out["plans"], plan, n, r, rev)
-        if staff is not None:
-            add(out["staff"], staff, n, r, rev)
-        add(out, "total", n, r, rev)
+    by_plan = _counted_by(FollowUp.plan, plans, CONTACTS_BY_PLAN, contacts, *figures, null=False)
+    by_staff = _counted_by(
+        FollowUp.assignee, staff, CONTACTS_BY_STAFF, contacts, *figures, null=False
+    )
     messages = (
         _message_contacts(store, start, end)
-        .select(Message.plan, *figures(Message))
+        .select(
+            Message.plan,
+            fn.COUNT(SQL("*")),
+            fn.COUNT(Message.returned_at),
+            fn.SUM(Message.return_revenue),
+        )
         .group_by(Message.plan)
     )
-    for plan, n, r, rev in messages.tuples():
-        add(out["plans"], plan, n, r, rev)
-        add(out, "total", n, r, rev)
+    out = {"plans": {}, "staff": {}, "total": _returns_row()}
+
+    def add(row: dict, n, r, revenue) -> None:
+        row["contacts"] += int(n or 0)
+        row["returns"] += int(r or 0)
+        row["revenue"] += _money(revenue)
+
+    for plan, (n, r, revenue) in by_plan.items():
+        add(out["plans"].setdefault(plan, _returns_row()), n, r, revenue)
+        add(out["total"], n, r, revenue)
+    for person, (n, r, revenue) in by_staff.items():
+        add(out["staff"].setdefault(person, _returns_row()), n, r, revenue)
+    for plan, n, r, revenue in messages.tuples():
+        add(out["plans"].setdefault(plan, _returns_row()), n, r, revenue)
+        add(out["total"], n, r, revenue)
     return out
+
+
+def _returns_row() -> dict:
+    return {"contacts": 0, "returns": 0, "revenue": _money(0)}
 
 
 def lift_interval(rc: int, nc: int, rh: int, nh: int) -> dict | None:
@@ -530,83 +544,121 @@ def _lift(store: Store, start: datetime, end: datetime) -> dict:
     return out
 
 
-def _completion(store: Store, start: datetime, end: datetime, now: datetime) -> dict:
-    """Per (assignee, plan): follow-ups due in the period (not withdrawn), done, open overdue
-    now, and withdrawn in the period; three index range scans."""
-    cutoff = min(end, now)
-    out: dict = {}
+def _staff_and_plans(store: Store) -> tuple[list[int], list[int]]:
+    """Every staff id (a follow-up may name someone no longer in the store) and the store's plans."""
+    staff = [s for (s,) in Staff.select(Staff.id).tuples()]
+    plans = [p for (p,) in Plan.select(Plan.id).where(Plan.store == store.id).tuples()]
+    return staff, plans
 
-    def add(query, *names) -> None:
-        for assignee, plan, *values in query.tuples():
-            row = out.setdefault((assignee, plan), dict.fromkeys(COMPLETION_KEYS, 0))
-            for name, value in zip(names, values, strict=True):
-                row[name] += int(value or 0)
 
-    def grouped(*columns, index: str | None = None):
-        query = FollowUp.select(FollowUp.assignee, FollowUp.plan, *columns)
-        hinted = _sqlite_index(FollowUp, index) if index else None
+def _counted_by(column, keys: list, index: str, where, *figures, null: bool = True) -> dict:
+    """{key: [figures…]} of the follow-ups matching `where`, one index range per key (so the
+    rows arrive grouped and nothing is sorted), plus the key NULL unless `null` is False."""
+    out = {}
+    for matching in (column.in_(keys), column.is_null()) if null else (column.in_(keys),):
+        query = FollowUp.select(column, *figures).where(matching & where)
+        hinted = _sqlite_index(FollowUp, index)
         if hinted is not None:
             query = query.from_(SQL(hinted))
-        return query.group_by(FollowUp.assignee, FollowUp.plan)
+        for key, *values in query.group_by(column).tuples():
+            out[key] = values
+    return out
 
-    add(
-        grouped(fn.COUNT(SQL("*")), sum_if(FollowUp.status == "done"), index=DUE_INDEX).where(
-            FollowUp.store == store.id,
-            FollowUp.status.in_(NOT_WITHDRAWN),
-            _between(FollowUp.due_at, start, cutoff),
-        ),
-        "due",
-        "done",
-    )
-    add(
-        grouped(fn.COUNT(SQL("*")), index=DUE_INDEX).where(
-            FollowUp.store == store.id, FollowUp.status == "open", FollowUp.due_at < now
-        ),
-        "overdue",
-    )
-    add(
-        grouped(fn.COUNT(SQL("*"))).where(
-            FollowUp.store == store.id,
+
+def _completion(store: Store, start: datetime, end: datetime, now: datetime) -> tuple:
+    """Per employee and per plan: follow-ups due in the period (not withdrawn), done, open and
+    overdue now, and withdrawn in the period."""
+    cutoff = min(end, now)
+    in_store = FollowUp.store == store.id
+    due = in_store & FollowUp.status.in_(NOT_WITHDRAWN) & _between(FollowUp.due_at, start, cutoff)
+    overdue = in_store & (FollowUp.status == "open") & (FollowUp.due_at < now)
+    withdrawn = (
+        FollowUp.select(FollowUp.assignee, FollowUp.plan, fn.COUNT(SQL("*")))
+        .where(
+            in_store,
             FollowUp.status == "withdrawn",
             _between(FollowUp.updated_at, start, end),
-        ),
-        "withdrawn",
+        )
+        .group_by(FollowUp.assignee, FollowUp.plan)
+        .tuples()
     )
-    return out
+    staff, plans = _staff_and_plans(store)
+    results = []
+    for column, keys, index, position in (
+        (FollowUp.assignee, staff, BY_STAFF_INDEX, 0),
+        (FollowUp.plan, plans, BY_PLAN_INDEX, 1),
+    ):
+        out: dict = {}
+        done = sum_if(FollowUp.status == "done")
+        for key, (n, d) in _counted_by(column, keys, index, due, fn.COUNT(SQL("*")), done).items():
+            _row(out, key).update(due=int(n), done=int(d))
+        for key, (n,) in _counted_by(column, keys, index, overdue, fn.COUNT(SQL("*"))).items():
+            _row(out, key)["overdue"] = int(n)
+        for *pair, n in withdrawn:
+            _row(out, pair[position])["withdrawn"] += int(n)
+        for figures in out.values():
+            figures["rate"] = (
+                round(100 * figures["done"] / figures["due"]) if figures["due"] else None
+            )
+        results.append(out)
+    return tuple(results)
 
 
 COMPLETION_KEYS = ("due", "done", "overdue", "withdrawn")
-DUE_INDEX = "follow_up_store_id_status_due_at_assignee_id_plan_id"  # migration 0008
 
 
-def _completion_by(rows: dict, index: int) -> dict:
-    """Sum (assignee, plan) completion rows by assignee (0) or plan (1), with the rate."""
-    out: dict = {}
-    for key, row in rows.items():
-        total = out.setdefault(key[index], dict.fromkeys(COMPLETION_KEYS, 0))
-        for name in COMPLETION_KEYS:
-            total[name] += row[name]
-    for row in out.values():
-        row["rate"] = round(100 * row["done"] / row["due"]) if row["due"] else None
-    return out
+def _row(out: dict, key) -> dict:
+    return out.setdefault(key, dict.fromkeys(COMPLETION_KEYS, 0))
+
+
+# Indexes of migration 0010, named as peewee names them.
+BY_STAFF_INDEX = make_index_name("follow_up", ("store_id", "assignee_id", "status", "due_at"))
+BY_PLAN_INDEX = make_index_name("follow_up", ("store_id", "plan_id", "status", "due_at"))
+CONTACTS_BY_PLAN = make_index_name(
+    "follow_up",
+    ("store_id", "plan_id", "status", "completed_at", "returned_at", "return_revenue"),
+)
+CONTACTS_BY_STAFF = make_index_name(
+    "follow_up",
+    (
+        "store_id",
+        "assignee_id",
+        "status",
+        "completed_at",
+        "plan_id",
+        "returned_at",
+        "return_revenue",
+    ),
+)
+
+
+def _only_store_with_followups(store: Store) -> bool:
+    """True when every follow-up in the database is this store's (two index probes)."""
+    # Separate MIN and MAX: each is then one probe of the store index.
+    low = FollowUp.select(fn.MIN(FollowUp.store)).scalar()
+    high = FollowUp.select(fn.MAX(FollowUp.store)).scalar()
+    return low is None or low == high == store.id
 
 
 def _outcome_mix(store: Store, start: datetime, end: datetime) -> dict[str, int]:
     """Contact-log outcomes logged in the period (every log belongs to a follow-up)."""
-    followup = FollowUp.alias("f")
-    query = ContactLog.select(ContactLog.outcome, fn.COUNT(SQL("*")))
-    hinted = _sqlite_index(FollowUp, "followup_store_id", alias="f")
-    if hinted is None:
-        query = query.join(followup, on=(ContactLog.followup == followup.id))
-    else:
-        # The store check from the store index alone, not from each follow-up's row.
-        query = query.from_(
-            SQL(f'"contact_log" AS "t1" JOIN {hinted} ON "f"."id" = "t1"."followup_id"')
-        )
-    query = query.where(followup.store == store.id, _between(ContactLog.at, start, end)).group_by(
-        ContactLog.outcome
+    query = ContactLog.select(ContactLog.outcome, fn.COUNT(SQL("*"))).where(
+        ContactLog.outcome.in_(OUTCOMES),  # one index range per outcome: nothing to sort
+        _between(ContactLog.at, start, end),
+        ContactLog.followup.is_null(False),
     )
-    return {outcome: int(n) for outcome, n in query.tuples()}
+    if not _only_store_with_followups(store):
+        followup = FollowUp.alias("f")
+        hinted = _sqlite_index(FollowUp, "followup_store_id", alias="f")
+        if hinted is None:
+            query = query.join(followup, on=(ContactLog.followup == followup.id))
+        else:
+            # The store check from the store index alone, not from each follow-up's row.
+            query = query.from_(
+                SQL(f'"contact_log" AS "t1" JOIN {hinted} ON "f"."id" = "t1"."followup_id"')
+            )
+        query = query.where(followup.store == store.id)
+    return {outcome: int(n) for outcome, n in query.group_by(ContactLog.outcome).tuples()}
 
 
 def _decision_counts(store: Store, start: datetime, end: datetime) -> dict:
@@ -711,9 +763,7 @@ def _timed(name: str, function, *args):
 def dashboard(store: Store, start: datetime, end: datetime, now: datetime) -> dict:
     """Every dashboard figure for a store and period, each from grouped index range scans."""
     last_timings.clear()
-    completion = _timed("completion", _completion, store, start, end, now)
-    by_staff = _completion_by(completion, 0)
-    by_plan = _completion_by(completion, 1)
+    by_staff, by_plan = _timed("completion", _completion, store, start, end, now)
     returns = _timed("returns", _attributed_returns, store, start, end)
     lift = _timed("lift", _lift, store, start, end)
     counts = _timed("withdrawn and missed", _decision_counts, store, start, end)
