@@ -943,6 +943,9 @@ _SQL_VARIABLES = frozenset(
 )
 
 
+_BLANKS = " \t\n\r\x0b\x0c\xa0\u3000"  # what str.strip()/split() treat as blanks in names
+
+
 def _literal(text: str):
     return pw.Cast(pw.Value(text, converter=False), "TEXT")
 
@@ -973,12 +976,16 @@ def _variable_sql(name: str, col: dict, tz: str, today: date):
     if name == "name":
         return pw.fn.COALESCE(col["name"], "")
     if name == "first_name":
-        trimmed = pw.fn.TRIM(pw.fn.COALESCE(col["name"], ""))
-        space = pw.fn.STRPOS(trimmed, " ") if is_postgres() else pw.fn.INSTR(trimmed, " ")
+        # scripts.first_name: strip, then the first word when the name has a space.
+        raw = pw.fn.COALESCE(col["name"], "")
+        trimmed = pw.fn.BTRIM(raw, _BLANKS) if is_postgres() else pw.fn.TRIM(raw, _BLANKS)
+        spaced = trimmed
+        for blank in _BLANKS[1:]:
+            spaced = pw.fn.REPLACE(spaced, blank, " ")
+        find = pw.fn.STRPOS if is_postgres() else pw.fn.INSTR
+        first_blank = pw.NodeList((find(spaced, " "), pw.SQL("- 1")))
         return pw.Case(
-            None,
-            [(space > 0, pw.fn.SUBSTR(trimmed, 1, pw.NodeList((space, pw.SQL("- 1")))))],
-            trimmed,
+            None, [(find(trimmed, " ") > 0, pw.fn.SUBSTR(trimmed, 1, first_blank))], trimmed
         )
     if name == "days_since_visit":
         return pw.fn.COALESCE(_text(_days_since(col["last_visit"], tz, today)), "")
@@ -1510,12 +1517,31 @@ def _due_enrollment_steps(now: datetime, totals: Counter) -> None:
             & (Enrollment.next_step_at <= first_due)
         )
         with _tx():
-            converted = (
+            # Back (or booked) since the last step: the next step is withdrawn for them.
+            sql, params = (
                 Enrollment.update(status="converted", next_step_at=None, updated_at=now)
                 .where(due & (pw.fn.EXISTS(back) | pw.fn.EXISTS(booked)))
-                .execute()
+                .sql()
             )
-            totals["converted"] += converted
+            converted = db.execute_sql(
+                f"{sql} RETURNING {_col(Enrollment.customer)}", params
+            ).fetchall()
+            bulk_insert(
+                WhyLog,
+                [
+                    {
+                        "customer": customer,
+                        "plan": plan_id,
+                        "kind": "withdrawn",
+                        "detail": f"step {step + 2} withdrawn: came back or booked since step "
+                        f"{step + 1}",
+                        "at": now,
+                    }
+                    for (customer,) in converted
+                ],
+            )
+            totals["converted"] += len(converted)
+            totals["withdrawn"] += len(converted)
         due_at = schedule.local_date(first_due, store.timezone)
         key = due_at.isoformat()
         Occurrence.insert(
@@ -1557,6 +1583,7 @@ def run_due(now: datetime) -> dict:
         .where((Plan.status == "active") & (Plan.next_run_at <= now))
         .order_by(Plan.priority, Plan.id)
     )
+    _sweep_withdrawals(now, totals)
     for plan in list(due_plans):
         _advance_plan(plan, now, totals)
     pending = (
@@ -1583,6 +1610,62 @@ def run_due(now: datetime) -> dict:
         "missed": totals["missed"],
         "deferred": totals["deferred"],
     }
+
+
+SWEEP_MARK = "engine:withdrawal-sweep"  # SchedulerLock row whose holder is the last event id
+SWEEP_LIMIT = 2000
+
+
+def _sweep_withdrawals(now: datetime, totals: Counter) -> None:
+    """React to events recorded since the last tick whose reaction never ran (imported with
+    "do not trigger plans", or a request that failed after saving the event): withdrawals
+    must not rest on the request that brought the event in. Reacting twice changes nothing."""
+    from app.models import SchedulerLock
+
+    mark = SchedulerLock.get_or_none(SchedulerLock.name == SWEEP_MARK)
+    newest = Event.select(pw.fn.MAX(Event.id)).scalar() or 0
+    if mark is None:
+        # First tick: older events were reacted to when they came in.
+        SchedulerLock.insert(
+            name=SWEEP_MARK, holder=str(newest), expires_at=datetime(9999, 1, 1, tzinfo=UTC)
+        ).on_conflict_ignore().execute()
+        return
+    last = int(mark.holder or 0)
+    if newest <= last:
+        return
+    waiting = (
+        (FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Event.customer)),
+        Message.select(Message.id).where(
+            (Message.customer == Event.customer) & (Message.status == "queued")
+        ),
+        Decision.select(Decision.id).where(
+            (Decision.customer == Event.customer) & (Decision.outcome == "deferred")
+        ),
+        Enrollment.select(Enrollment.id).where(
+            (Enrollment.customer == Event.customer) & (Enrollment.status == "active")
+        ),
+    )
+    upto = min(newest, last + SWEEP_LIMIT)
+    found = (
+        Event.select()
+        .where(
+            (Event.id > last)
+            & (Event.id <= upto)
+            & (Event.occurred_at <= now)
+            & (
+                pw.fn.EXISTS(waiting[0])
+                | pw.fn.EXISTS(waiting[1])
+                | pw.fn.EXISTS(waiting[2])
+                | pw.fn.EXISTS(waiting[3])
+            )
+        )
+        .order_by(Event.id)
+    )
+    for event in list(found):
+        totals["withdrawn"] += react_to_event(event, now)
+    SchedulerLock.update(holder=str(upto)).where(
+        (SchedulerLock.name == SWEEP_MARK) & (SchedulerLock.holder == mark.holder)
+    ).execute()
 
 
 def _recover_pending(now: datetime, totals: Counter) -> None:
@@ -1651,15 +1734,21 @@ _WHY = {
 def _pointless(cfg, dedupe_key: str, event: Event) -> bool:
     if event.type not in withdraw_on(cfg):
         return False
+    if dedupe_key == f"ev:{event.id}" or f":use:{event.id}:" in f"{dedupe_key}:":
+        return False  # the event that started this contact does not withdraw it
     if event.type in ("card_used", "top_up") and dedupe_key.startswith("card:") and event.card_id:
         return int(dedupe_key.split(":")[1]) == event.card_id
     return True
 
 
-def react_to_event(event: Event, now: datetime) -> None:
-    """Withdraw contacts the event made pointless, and end enrollments it converted."""
+def react_to_event(event: Event, now: datetime) -> int:
+    """Withdraw contacts the event made pointless, and end enrollments it converted.
+
+    → how many contacts (and enrollments' next steps) it withdrew; reacting twice to one event
+    withdraws nothing more."""
     store = Store.get_by_id(event.store_id)
     why = f"{_WHY.get(event.type, event.type)} ({event.type} at {event.occurred_at.isoformat()})"
+    converted = 0
     with _tx():
         if event.type in (*templates.VISIT_EVENTS, "appointment_booked"):
             active = Enrollment.select(Enrollment.id).where(
@@ -1668,6 +1757,7 @@ def react_to_event(event: Event, now: datetime) -> None:
                 & (Enrollment.started_at <= event.occurred_at)
             )
             ids = [e.id for e in active]
+            converted = len(ids)  # their next steps are withdrawn
             if ids:
                 Enrollment.update(status="converted", next_step_at=None, updated_at=now).where(
                     Enrollment.id.in_(ids)
@@ -1680,19 +1770,22 @@ def react_to_event(event: Event, now: datetime) -> None:
                         detail=why[:300],
                         at=now,
                     )
-        _withdraw_followups(store, event, why, now)
-        _withdraw_messages(event, why, now)
-        _withdraw_deferred(event, why, now)
+        return (
+            converted
+            + _withdraw_followups(store, event, why, now)
+            + _withdraw_messages(event, why, now)
+            + _withdraw_deferred(event, why, now)
+        )
 
 
 def _since_day_start(created_at: datetime, store: Store) -> datetime:
     return schedule.day_bounds(schedule.local_date(created_at, store.timezone), store.timezone)[0]
 
 
-def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> None:
+def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> int:
     followup = FollowUp.get_or_none(FollowUp.open_customer == event.customer_id)
     if followup is None or event.occurred_at < _since_day_start(followup.created_at, store):
-        return
+        return 0
     reasons = list(
         FollowUpReason.select(FollowUpReason, Decision.dedupe_key)
         .join(Decision, pw.JOIN.LEFT_OUTER, on=(Decision.id == FollowUpReason.decision))
@@ -1709,7 +1802,7 @@ def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> 
         if r.plan_id in plans and _pointless(plans[r.plan_id], r.dedupe_key or "", event)
     ]
     if not gone:
-        return
+        return 0
     for reason in gone:
         if reason.decision_id:
             Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
@@ -1733,9 +1826,10 @@ def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> 
         FollowUp.update(
             status="withdrawn", open_customer=None, withdrawn_reason=why[:200], updated_at=now
         ).where(FollowUp.id == followup.id).execute()
+    return len(gone)
 
 
-def _withdraw_messages(event: Event, why: str, now: datetime) -> None:
+def _withdraw_messages(event: Event, why: str, now: datetime) -> int:
     queued = list(
         Message.select(Message, Decision.dedupe_key)
         .join(Decision, pw.JOIN.LEFT_OUTER, on=(Decision.id == Message.decision))
@@ -1750,6 +1844,7 @@ def _withdraw_messages(event: Event, why: str, now: datetime) -> None:
         p.id: config(p)
         for p in Plan.select().where(Plan.id.in_([m.plan_id for m in queued if m.plan_id]))
     }
+    count = 0
     for message in queued:
         if message.plan_id not in plans or not _pointless(
             plans[message.plan_id], message.dedupe_key or "", event
@@ -1760,6 +1855,7 @@ def _withdraw_messages(event: Event, why: str, now: datetime) -> None:
             .where((Message.id == message.id) & (Message.status == "queued"))
             .execute()
         ):
+            count += 1
             MessageStatusChange.create(
                 message=message.id, status="withdrawn", detail={"why": why}, at=now
             )
@@ -1775,9 +1871,10 @@ def _withdraw_messages(event: Event, why: str, now: datetime) -> None:
                 detail=why[:300],
                 at=now,
             )
+    return count
 
 
-def _withdraw_deferred(event: Event, why: str, now: datetime) -> None:
+def _withdraw_deferred(event: Event, why: str, now: datetime) -> int:
     waiting = list(
         Decision.select().where(
             (Decision.customer == event.customer_id)
@@ -1788,10 +1885,12 @@ def _withdraw_deferred(event: Event, why: str, now: datetime) -> None:
     plans = {
         p.id: config(p) for p in Plan.select().where(Plan.id.in_([d.plan_id for d in waiting]))
     }
+    count = 0
     for decision in waiting:
         if decision.plan_id in plans and _pointless(
             plans[decision.plan_id], decision.dedupe_key, event
         ):
+            count += 1
             Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
                 Decision.id == decision.id
             ).execute()
@@ -1803,3 +1902,4 @@ def _withdraw_deferred(event: Event, why: str, now: datetime) -> None:
                 detail=why[:300],
                 at=now,
             )
+    return count
