@@ -665,6 +665,14 @@ ACCESS.update(
                 lambda w: {"tag": _tag_of_a(w).id, "action": "add", "source": "walk-in"},
             ),
         ],
+        "customers.bulk_tag": [
+            (
+                "POST",
+                lambda w: "/customers/bulk-tag",
+                dict(anon=R, employee_a=403, manager_b=422, owner=200),
+                lambda w: {"tag": _tag_of_a(w).id, "bulk_tag": _tag_of_a(w).id, "action": "add"},
+            ),
+        ],
         "tags.create_rule": [
             ("POST", lambda w: "/tags/rules", _M200, lambda w: {"preset": "high_value"})
         ],

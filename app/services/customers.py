@@ -904,3 +904,75 @@ def customer_dict(customer: Customer) -> dict:
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
+
+
+@dataclass
+class CustomerFilter:
+    """The client list's filters: a name or phone search and tags (all of them, or any)."""
+
+    q: str = ""
+    tag_ids: list[int] = field(default_factory=list)
+    match: str = "all"
+
+    def is_empty(self) -> bool:
+        """True when nothing narrows the list."""
+        return not self.q and not self.tag_ids
+
+
+def store_tags(store_id: int, ids: list[int]) -> list[int]:
+    """The ids among these that are tags of this store (another store's are dropped)."""
+    if not ids:
+        return []
+    found = {t.id for t in Tag.select(Tag.id).where((Tag.store == store_id) & Tag.id.in_(ids))}
+    return [i for i in dict.fromkeys(ids) if i in found]
+
+
+def filtered_customers(query: pw.Select, flt: CustomerFilter, region: str) -> pw.Select:
+    """A customer query narrowed by the list's search and its tags (all, or any)."""
+    from app.services import followups as followup_service
+
+    if flt.q:
+        query = query.where(followup_service.customer_match(flt.q, region))
+    if flt.tag_ids and flt.match == "any":
+        tagged = CustomerTag.select(CustomerTag.customer).where(CustomerTag.tag.in_(flt.tag_ids))
+        query = query.where(Customer.id.in_(tagged))
+    elif flt.tag_ids:
+        for tag_id in flt.tag_ids:
+            tagged = CustomerTag.select(CustomerTag.customer).where(CustomerTag.tag == tag_id)
+            query = query.where(Customer.id.in_(tagged))
+    return query
+
+
+def bulk_tag(
+    store: Store, flt: CustomerFilter, tag: Tag, action: str, staff: Staff | None, now: datetime
+) -> int:
+    """Add or remove one tag on every client of the store the filters match (set-based);
+    answer how many clients the filters matched."""
+    from app.services import audit
+
+    matched = filtered_customers(
+        Customer.select(Customer.id).where(Customer.store == store.id), flt, store.region
+    )
+    with db.atomic():
+        count = matched.count()
+        if action == "add":
+            stamp = CustomerTag.added_at.db_value(now)
+            rows = matched.select(Customer.id, pw.Value(tag.id), pw.Value("bulk"), pw.Value(stamp))
+            CustomerTag.insert_from(
+                rows,
+                [CustomerTag.customer, CustomerTag.tag, CustomerTag.source, CustomerTag.added_at],
+            ).on_conflict_ignore().execute()
+        else:
+            CustomerTag.delete().where(
+                (CustomerTag.tag == tag.id) & CustomerTag.customer.in_(matched)
+            ).execute()
+        audit.record(
+            staff,
+            store,
+            f"tag.bulk_{action}",
+            "tag",
+            tag.id,
+            {"count": count, "q": flt.q, "tags": flt.tag_ids, "match": flt.match},
+            now,
+        )
+    return count
