@@ -946,33 +946,17 @@ def filtered_customers(query: pw.Select, flt: CustomerFilter, region: str) -> pw
 def bulk_tag(
     store: Store, flt: CustomerFilter, tag: Tag, action: str, staff: Staff | None, now: datetime
 ) -> int:
-    """Add or remove one tag on every client of the store the filters match (set-based);
-    answer how many clients the filters matched."""
-    from app.services import audit
+    """Add or remove one tag on every client of the store the filters match (set-based, the
+    same INSERT … SELECT / DELETE … IN as the tags page); answer how many clients changed."""
+    from app.services import audit, tagging
 
+    if action not in ("add", "remove"):
+        raise ValidationError("choose add or remove", "action")
     matched = filtered_customers(
-        Customer.select(Customer.id).where(Customer.store == store.id), flt, store.region
+        Customer.select().where(Customer.store == store.id), flt, store.region
     )
     with db.atomic():
-        count = matched.count()
-        if action == "add":
-            stamp = CustomerTag.added_at.db_value(now)
-            rows = matched.select(Customer.id, pw.Value(tag.id), pw.Value("bulk"), pw.Value(stamp))
-            CustomerTag.insert_from(
-                rows,
-                [CustomerTag.customer, CustomerTag.tag, CustomerTag.source, CustomerTag.added_at],
-            ).on_conflict_ignore().execute()
-        else:
-            CustomerTag.delete().where(
-                (CustomerTag.tag == tag.id) & CustomerTag.customer.in_(matched)
-            ).execute()
-        audit.record(
-            staff,
-            store,
-            f"tag.bulk_{action}",
-            "tag",
-            tag.id,
-            {"count": count, "q": flt.q, "tags": flt.tag_ids, "match": flt.match},
-            now,
-        )
-    return count
+        n = tagging.apply_tag(store, matched, tag, action, now, "bulk")
+        detail = {"count": n, "q": flt.q, "tags": flt.tag_ids, "match": flt.match}
+        audit.record(staff, store, f"tag.bulk_{action}", "tag", tag.id, detail, now)
+    return n
