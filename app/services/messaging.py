@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -77,6 +78,9 @@ UNLIMITED = 0  # rate_limit 0: no limit (a store's own sink; benchmarks)
 # Meta's pair rate limit: one message to the same WhatsApp user every 6 seconds (131056).
 RECIPIENT_INTERVAL = {"whatsapp": timedelta(seconds=6)}
 KEEP = object()
+# Provider calls of idempotent channels (LINE, webhook, log-only) made at once per batch.
+SEND_THREADS = 8
+_executor: ThreadPoolExecutor | None = None
 STOP_WORDS = {"stop", "退订", "退訂", "ยกเลิก", "berhenti", "unsubscribe"}
 UNKNOWN_PREFIX = "unknown: "
 
@@ -496,10 +500,17 @@ def _prepare(message: Message, batch: "_Batch", now: datetime):
     return adapter, _outgoing(message, customer, store, to)
 
 
-def _call(message: Message, adapter, out: channels.Outgoing, batch: "_Batch", now: datetime):
-    """The provider call: a SendResult, or the outcome string after handling its error."""
+def _call(
+    message: Message, adapter, out: channels.Outgoing, batch: "_Batch", now: datetime, answer=None
+):
+    """The provider call (or its `answer` when already made): a SendResult, or the outcome
+    string after handling its error."""
     try:
-        return adapter.send(out)
+        if answer is None:
+            return adapter.send(out)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
     except TransientError as exc:
         return _retry_later(message, now, exc)
     except UnknownOutcome as exc:
@@ -576,8 +587,9 @@ def deliver_many(ids: list[int], now: datetime, batch: "_Batch | None" = None) -
     if resendable:
         _mark_dispatched([(m.id, m.channel) for m, _a, _o in resendable], now)
         sent = []
-        for message, adapter, out in resendable:
-            result = _call(message, adapter, out, batch, now)
+        answers = _send_concurrently([(adapter, out) for _m, adapter, out in resendable])
+        for (message, adapter, out), answer in zip(resendable, answers, strict=True):
+            result = _call(message, adapter, out, batch, now, answer)
             if isinstance(result, str):
                 outcomes[result] += 1
             else:
@@ -585,6 +597,28 @@ def deliver_many(ids: list[int], now: datetime, batch: "_Batch | None" = None) -
         _mark_sent(sent, now)
         outcomes["sent"] += len(sent)
     return outcomes
+
+
+def _send_concurrently(calls: list[tuple]) -> list:
+    """adapter.send(out) for each pair on SEND_THREADS threads: each SendResult or exception.
+
+    Only provider calls run on the threads (each keeps its own connection); every database
+    write stays on the caller's thread.
+    """
+
+    def send(pair):
+        adapter, out = pair
+        try:
+            return adapter.send(out)
+        except (TransientError, UnknownOutcome, PermanentError) as exc:
+            return exc
+
+    if len(calls) < 2 or SEND_THREADS < 2:
+        return [send(pair) for pair in calls]
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="outbox-send")
+    return list(_executor.map(send, calls))
 
 
 def _retry_later(message: Message, now: datetime, exc: Exception) -> str:

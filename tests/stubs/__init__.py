@@ -40,6 +40,7 @@ class StubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes
             timeout = stub.idle_timeout
 
             def log_message(self, *args):

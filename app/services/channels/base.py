@@ -173,6 +173,7 @@ def http_json(
         try:
             if conn.sock is None:
                 conn.connect()
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             else:
                 conn.sock.settimeout(timeout)
         except (ConnectionRefusedError, socket.gaierror) as exc:
