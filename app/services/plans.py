@@ -556,14 +556,20 @@ def forecast(plan: Plan, now: datetime, days: int = 14) -> list[dict]:
         if instant is None or instant > until:
             break
         occ = _probe(plan, store, instant, now)
-        pairs = {tuple(row) for row in engine._fetch(_new_query(plan, store, occ, now))}
-        new = pairs - seen
-        seen |= new
+        query = _new_query(plan, store, occ, now)
+        if isinstance(query._returning[1], pw.Value):
+            # A key per firing (or per birthday year, matched on one day only) never repeats
+            # across days: count in SQL instead of fetching the pairs.
+            count = query.count()
+        else:
+            new = {tuple(row) for row in engine._fetch(query)} - seen
+            seen |= new
+            count = len(new)
         out.append(
             {
                 "date": schedule.local_date(instant, store.timezone).isoformat(),
                 "at": instant.isoformat(),
-                "count": len(new),
+                "count": count,
                 "channel": channel,
             }
         )
