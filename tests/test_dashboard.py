@@ -258,3 +258,30 @@ def test_dashboard_fragment_answers_htmx_with_the_figures_only(seeded, client):
 def test_employee_cannot_open_the_dashboard(seeded, client):
     login(client, seeded["e1"])
     assert client.get("/dashboard").status_code == 403
+
+
+def test_outcome_mix_counts_only_this_stores_logs_with_one_or_two_stores(app):
+    kl = make_store("kl2")
+    plan = Plan.create(store=kl, name="P", template="t", type="behaviour")
+    who = make_staff("employee", [kl])
+    followup(kl, plan, who, utc(2026, 11, 5), "done", utc(2026, 11, 5, 3), "reached")
+    followup(kl, plan, who, utc(2026, 11, 6), "done", utc(2026, 11, 6, 3), "booked")
+    assert reports.dashboard(kl, START, END, NOW)["outcomes"] == {"reached": 1, "booked": 1}
+    bkk = make_store("bkk2")
+    other = Plan.create(store=bkk, name="Q", template="t", type="behaviour")
+    followup(bkk, other, None, utc(2026, 11, 7), "done", utc(2026, 11, 7, 3), "declined")
+    assert reports.dashboard(kl, START, END, NOW)["outcomes"] == {"reached": 1, "booked": 1}
+    assert reports.dashboard(bkk, START, END, NOW)["outcomes"] == {"declined": 1}
+
+
+def test_completion_counts_work_of_someone_no_longer_in_the_store(app):
+    store = make_store("kl3")
+    moved = make_staff("employee", [make_store("pg")], name="Moved away")
+    plan = Plan.create(store=store, name="P", template="t", type="behaviour")
+    followup(store, plan, moved, utc(2026, 11, 5), "done", utc(2026, 11, 5, 3), "reached")
+    followup(store, plan, moved, utc(2026, 11, 6))
+    d = reports.dashboard(store, START, END, NOW)
+    assert [(s["name"], s["followups"]["due"], s["followups"]["done"]) for s in d["staff"]] == [
+        ("Moved away", 2, 1)
+    ]
+    assert d["totals"]["overdue"] == 1
