@@ -2,6 +2,7 @@
 
 from flask import Blueprint, abort, g, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from app import clock
@@ -86,11 +87,20 @@ def bulk_tag():
     if errors:
         return _list(flt, 422, bulk_errors=errors)
     n = customer_service.bulk_tag(g.store, flt, tag, action, current_user.staff, clock.now())
-    message = (
-        _("“%(tag)s” added to %(n)s clients.", tag=tag.name, n=n)
-        if action == "add"
-        else _("“%(tag)s” removed from %(n)s clients.", tag=tag.name, n=n)
-    )
+    if action == "add":
+        message = ngettext(
+            "“%(tag)s” added to %(num)s client.",
+            "“%(tag)s” added to %(num)s clients.",
+            n,
+            tag=tag.name,
+        )
+    else:
+        message = ngettext(
+            "“%(tag)s” removed from %(num)s client.",
+            "“%(tag)s” removed from %(num)s clients.",
+            n,
+            tag=tag.name,
+        )
     return _list(flt, message=message)
 
 

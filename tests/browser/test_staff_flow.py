@@ -8,7 +8,16 @@ import pytest
 from babel.support import Translations
 
 from app import clock
-from app.models import ContactLog, CustomerCard, Event, FollowUp, FollowUpReason, Plan
+from app.models import (
+    ContactLog,
+    CustomerCard,
+    CustomerTag,
+    Event,
+    FollowUp,
+    FollowUpReason,
+    Plan,
+    Tag,
+)
 from tests.browser.helpers import htmx_idle
 from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
 
@@ -53,12 +62,12 @@ def salon(csrf_app):
     return store, aisyah, xiaohong, overdue
 
 
-def sign_in(page, email):
+def sign_in(page, email, landing="**/today"):
     page.goto("/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit]")
-    page.wait_for_url("**/today")
+    page.wait_for_url(landing)
 
 
 def no_horizontal_scroll(page) -> bool:
@@ -272,3 +281,29 @@ def test_thai_employee_copies_the_script_and_books_from_today(phone, thai_salon)
     assert t.gettext("Appointment booked") != "Appointment booked"
     assert t.gettext("Appointment booked") in timeline
     assert no_horizontal_scroll(page)
+
+
+def test_manager_filters_clients_by_tag_and_tags_them_all_on_the_phone(phone, salon, shoot):
+    store, _, xiaohong, _ = salon
+    vip, lash = Tag.create(store=store, name="VIP"), Tag.create(store=store, name="Lash")
+    CustomerTag.create(customer=xiaohong, tag=vip)
+    make_customer(store, name="Siti Rahmah")
+    manager = make_staff("manager", [store], email="mei@example.test", name="Mei")
+    page = phone
+    sign_in(page, manager.email, landing=lambda url: "/login" not in url)
+    page.goto("/customers")
+    page.locator("details.tag-filter > summary").click()
+    page.locator(f".tag-choices input[value='{vip.id}']").check()
+    page.wait_for_function("document.querySelectorAll('#customer-results a.row').length === 1")
+    htmx_idle(page)
+    assert page.locator("#customer-results a.row strong").inner_text() == "小红"
+    assert no_horizontal_scroll(page)
+
+    form = page.locator("form.bulk-tag")
+    form.locator("select[name=bulk_tag]").select_option(str(lash.id))
+    form.locator("button[type=submit]").click()
+    page.locator("#customer-results .flash").wait_for()
+    assert "“Lash” added to 1 client." in page.locator("#customer-results .flash").inner_text()
+    shoot(page, "clients-tagged-360", full_page=True)
+    tagged = [ct.customer_id for ct in CustomerTag.select().where(CustomerTag.tag == lash.id)]
+    assert tagged == [xiaohong.id]
