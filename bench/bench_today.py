@@ -102,6 +102,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--backlog", type=int, default=20_000)
+    parser.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        help="also time GET /customers?q=… for this query (repeatable)",
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     store_id = generate(url, args.customers, args.seed)
@@ -124,6 +130,18 @@ def main() -> None:
     timings, cpu = sorted(timings[3:]), sorted(cpu[3:])
     p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
     cpu_p95 = cpu[max(0, int(len(cpu) * 0.95) - 1)]
+    searches = {}
+    for q in args.search:
+        spent = []
+        for _ in range(5):
+            started = time.perf_counter()
+            found = client.get("/customers", query_string={"q": q})
+            spent.append(time.perf_counter() - started)
+            assert found.status_code == 200
+        searches[q] = {
+            "median_ms": round(statistics.median(spent) * 1000, 1),
+            "rows": found.data.count(b'class="row"'),
+        }
     print(
         json.dumps(
             {
@@ -139,6 +157,7 @@ def main() -> None:
                 "rows_rendered": resp.data.count(b'class="fu"'),
                 "load_average": [round(x, 2) for x in os.getloadavg()],
                 "html_bytes": size,
+                "search": searches,
             }
         )
     )

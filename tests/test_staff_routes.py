@@ -18,6 +18,7 @@ from app.models import (
     Plan,
     StaffLeave,
 )
+from app.services.followups import PAGE_SIZE
 from tests.factories import login, make_card, make_customer, make_staff, make_store
 
 HX = {"HX-Request": "true"}
@@ -93,6 +94,20 @@ def test_today_counts_refresh_with_out_of_band_group_counts(app, shop):
     assert "<html" in client.get("/today/counts").get_data(as_text=True)
 
 
+def test_today_row_shows_how_many_reasons_were_merged(app, shop):
+    store, aisyah, _, f = shop
+    second = make_plan(store, "Second visit", "second_visit")
+    FollowUpReason.create(followup=f, plan=second, text="first visit 7 days ago", script="Hi")
+    alone = make_followup(
+        store, make_customer(store, name="Siti"), aisyah, clock.now(), plan=second
+    )
+    html = signed_in(app, aisyah).get("/today").get_data(as_text=True)
+    row = re.search(rf'<article id="followup-{f.id}".*?</article>', html, re.S).group(0)
+    assert '<span class="plus"' in row and "+1</span>" in row
+    other = re.search(rf'<article id="followup-{alone.id}".*?</article>', html, re.S).group(0)
+    assert 'class="plus"' not in other
+
+
 def test_today_load_more_continues_after_the_cursor(app, shop):
     store, aisyah, _, _ = shop
     base = clock.now() + timedelta(days=5)
@@ -102,10 +117,11 @@ def test_today_load_more_continues_after_the_cursor(app, shop):
         )
     client = signed_in(app, aisyah)
     html = client.get("/today").get_data(as_text=True)
-    assert "Later 24" in html and "Later 25" not in html
+    last, first_hidden = f"Later {PAGE_SIZE - 1:02d}", f"Later {PAGE_SIZE:02d}"
+    assert last in html and first_hidden not in html
     more = re.search(r'href="(/today/more\?[^"]+)"', html).group(1).replace("&amp;", "&")
     rest = client.get(more, headers=HX).get_data(as_text=True)
-    assert "Later 25" in rest and "Later 29" in rest and "Later 24" not in rest
+    assert first_hidden in rest and "Later 29" in rest and last not in rest
     assert "/today/more" not in rest
     assert "<html" in client.get(more).get_data(as_text=True)
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 UNDO_SECONDS = 15
 CLOSING_OUTCOMES = ("reached", "booked", "declined", "wrong_number", "opted_out")
 DEFAULT_WORKING_DAYS = (0, 1, 2, 3, 4, 5)
-PAGE_SIZE = 25
+PAGE_SIZE = 20  # rows per Today group before "Show more" (a phone shows ~6)
 
 
 class FollowUpError(Exception):
@@ -204,6 +204,10 @@ ROW_COLUMNS = (
     Plan.id,
     Plan.name,
     Plan.template,
+    # How many reasons were merged into the row, read with the row (no second query).
+    FollowUpReason.select(fn.COUNT(FollowUpReason.id))
+    .where(FollowUpReason.followup == FollowUp.id)
+    .alias("reason_count"),
 )
 
 
@@ -244,13 +248,15 @@ def decorate_rows(rows: list[FollowUp], now: datetime) -> None:
     """Attach `merged` (extra reasons) and `fact` (the most useful fact) to each row."""
     if not rows:
         return
-    ids = [f.id for f in rows]
-    counts = dict(
-        FollowUpReason.select(FollowUpReason.followup, fn.COUNT(FollowUpReason.id))
-        .where(FollowUpReason.followup.in_(ids))
-        .group_by(FollowUpReason.followup)
-        .tuples()
-    )
+    missing = [f.id for f in rows if getattr(f, "reason_count", None) is None]
+    counts = {f.id: f.reason_count for f in rows if f.id not in missing}
+    if missing:
+        counts.update(
+            FollowUpReason.select(FollowUpReason.followup, fn.COUNT(FollowUpReason.id))
+            .where(FollowUpReason.followup.in_(missing))
+            .group_by(FollowUpReason.followup)
+            .tuples()
+        )
     customer_ids = list({f.customer_id for f in rows})
     cards: dict[int, list[CustomerCard]] = {}
     for card in (
