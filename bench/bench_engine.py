@@ -1,10 +1,11 @@
 """Time the plan engine on the generated benchmark store (see bench/generate.py).
 
-Usage: DATABASE_URL=… python -m bench.bench_engine [--customers N] [--target 100000]
+Usage: DATABASE_URL=… python -m bench.bench_engine [--customers N] [--target 100000] [--batch N]
 
 Measures: one occurrence creating ~100,000 follow-ups; re-running it (0 rows added); a tick with
 nothing due; and (SQLite) a staff member's outcome write from another thread while a
-100,000-follow-up occurrence runs (p50/p99 latency).
+100,000-follow-up occurrence runs (p50/p99 latency). Each figure is wall time with the process
+CPU time beside it (the machine is shared), plus the load average when the run started.
 """
 
 import argparse
@@ -111,9 +112,14 @@ def _occurrence(plan: Plan, at) -> Occurrence:
     return Occurrence.get((Occurrence.plan == plan.id) & (Occurrence.key == day))
 
 
-def _timed(fn):
-    started = time.perf_counter()
+CPU: dict = {}
+
+
+def _timed(fn, name: str | None = None):
+    started, cpu = time.perf_counter(), time.process_time()
     result = fn()
+    if name:
+        CPU[name] = round(time.process_time() - cpu, 2)
     return time.perf_counter() - started, result
 
 
@@ -123,10 +129,19 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--target", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=0, help="engine batch size (0: default)")
+    parser.add_argument("--skip-concurrent", action="store_true")
     args = parser.parse_args()
+    if args.batch:
+        engine.BATCH = engine.BATCH_POSTGRES = args.batch
     url = os.environ.get("DATABASE_URL") or ENGINE_URL
     store_id = generate(url, args.customers, args.seed)
-    report = {"backend": "postgresql" if is_postgres() else "sqlite", "customers": args.customers}
+    report = {
+        "backend": "postgresql" if is_postgres() else "sqlite",
+        "customers": args.customers,
+        "batch": engine.BATCH_POSTGRES if is_postgres() else engine.BATCH,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
     with db.obj.connection_context():
         store = Store.get_by_id(store_id)
         _reset(store)
@@ -135,17 +150,17 @@ def main() -> None:
         at = BENCH_NOW + timedelta(hours=2)  # 10:00 in Kuala Lumpur
         plan = _plan(store, "Bench A", aud)
         occ = _occurrence(plan, at)
-        seconds, made = _timed(lambda: engine.run_occurrence(occ, at))
+        seconds, made = _timed(lambda: engine.run_occurrence(occ, at), "occurrence")
         report["occurrence_s"] = round(seconds, 2)
         report["followups_created"] = made
         before = Decision.select().count()
-        seconds, again = _timed(lambda: engine.run_occurrence(occ, at))
+        seconds, again = _timed(lambda: engine.run_occurrence(occ, at), "rerun")
         report["rerun_s"] = round(seconds, 2)
         report["rerun_rows_added"] = again + (Decision.select().count() - before)
         # As after a crash: the occurrence is still marked running, so every batch is redone.
         Occurrence.update(status="running").where(Occurrence.id == occ.id).execute()
         occ.status = "running"
-        seconds, again = _timed(lambda: engine.run_occurrence(occ, at))
+        seconds, again = _timed(lambda: engine.run_occurrence(occ, at), "forced_regeneration")
         report["forced_regeneration_s"] = round(seconds, 2)
         report["forced_regeneration_rows_added"] = again + (Decision.select().count() - before)
         Plan.update(next_run_at=at + timedelta(days=1)).where(Plan.store == store.id).execute()
@@ -155,8 +170,10 @@ def main() -> None:
             timings.append(seconds)
         report["idle_tick_ms"] = round(statistics.median(timings) * 1000, 1)
         report["idle_tick_summary"] = summary.line(at)
-    if not is_postgres():
+    if not is_postgres() and not args.skip_concurrent:
         report.update(_concurrent_write(store_id, aud, at))
+    report["cpu_s"] = CPU
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2, default=str))
 
 
@@ -196,13 +213,37 @@ def _concurrent_write(store_id: int, aud: dict, at) -> dict:
                 n += 1
                 time.sleep(0.02)
 
+    holds: list[float] = []
+    real_tx = engine._tx
+
+    class _TimedTx:
+        """How long each engine transaction holds the write lock."""
+
+        def __init__(self, joined=False):
+            self.inner = real_tx(joined)
+
+        def __enter__(self):
+            self.started = time.perf_counter()
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            try:
+                return self.inner.__exit__(*exc)
+            finally:
+                holds.append(time.perf_counter() - self.started)
+
+    engine._tx = _TimedTx
     writer = threading.Thread(target=staff_writes)
     writer.start()
     with db.obj.connection_context():
-        seconds, made = _timed(lambda: engine.run_occurrence(occ, at + timedelta(days=1)))
+        seconds, made = _timed(
+            lambda: engine.run_occurrence(occ, at + timedelta(days=1)), "concurrent_occurrence"
+        )
     done.set()
     writer.join()
+    engine._tx = real_tx
     latencies.sort()
+    holds.sort()
     return {
         "concurrent_occurrence_s": round(seconds, 2),
         "concurrent_followups": made,
@@ -210,6 +251,10 @@ def _concurrent_write(store_id: int, aud: dict, at) -> dict:
         "staff_write_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "staff_write_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
         "staff_write_max_ms": round(latencies[-1] * 1000, 1),
+        "engine_transactions": len(holds),
+        "engine_hold_p50_ms": round(holds[len(holds) // 2] * 1000, 1),
+        "engine_hold_p99_ms": round(holds[int(len(holds) * 0.99) - 1] * 1000, 1),
+        "engine_hold_max_ms": round(holds[-1] * 1000, 1),
     }
 
 

@@ -254,3 +254,18 @@ def test_followup_scripts_rendered_by_the_database_match_python_rendering(app, m
     assert in_sql == in_python
     assert any(s.startswith("TH Siti") or s.startswith("B ") for _, s, _, _ in in_sql)
     assert any("{unknown}" in s and "{x}" in s for _, s, _, _ in in_sql)
+
+
+def test_tick_hands_work_of_staff_on_leave_over_and_back(app):
+    store = make_store()
+    anna = make_staff(stores=[store], name="Anna")
+    ben = make_staff(stores=[store], name="Ben")
+    make_customer(store, name="Mei", assigned_staff=anna)
+    followup_plan(store, due_in_hours=30)
+    scheduler.tick(NOON)
+    assert FollowUp.get().assignee_id == anna.id
+    StaffLeave.create(staff=anna, starts_on=date(2026, 5, 17), ends_on=date(2026, 5, 18))
+    scheduler.tick(utc(2026, 5, 17, 3))
+    assert FollowUp.get().assignee_id == ben.id
+    scheduler.tick(utc(2026, 5, 19, 1))  # back from leave
+    assert FollowUp.get().assignee_id == anna.id

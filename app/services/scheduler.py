@@ -109,11 +109,24 @@ def tick(now: datetime) -> TickSummary:
         for key, value in result.items():
             if hasattr(summary, key):
                 setattr(summary, key, value)
-        followups.apply_leave(now)
+        if _leave_recently(now):
+            followups.apply_leave(now)
         summary.sent = _send_outbox(now)
     finally:
         release(LOCK_NAME, holder)
     return summary
+
+
+LEAVE_LOOKBACK = timedelta(days=30)
+
+
+def _leave_recently(now: datetime) -> bool:
+    """Whether any leave is current or ended lately: only then can work need handing over or
+    back (apply_leave's own scan of open follow-ups costs an idle tick most of its time)."""
+    from app.models import StaffLeave
+
+    since = (now - LEAVE_LOOKBACK).date()
+    return StaffLeave.select().where(StaffLeave.ends_on >= since).exists()
 
 
 def _send_outbox(now: datetime) -> int:
