@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import peewee as pw
 
+from app.db import is_postgres
 from app.models import (
     ChannelSetting,
     Customer,
@@ -548,34 +549,62 @@ def forecast(plan: Plan, now: datetime, days: int = 14) -> list[dict]:
     cfg = engine.config(plan)
     channel = cfg.action.get("channel") or cfg.action.get("kind", "followup")
     until = now + timedelta(days=days)
-    out = []
-    seen: set[tuple] = set()
+    instants = []
     instant = now - timedelta(seconds=1)
     while True:
         instant = engine.next_firing(cfg, store.timezone, instant)
         if instant is None or instant > until:
             break
-        occ = _probe(plan, store, instant, now)
-        query = _new_query(plan, store, occ, now)
-        if isinstance(query._returning[1], pw.Value):
-            # A key per firing (or per birthday year, matched on one day only) never repeats
-            # across days: count in SQL instead of fetching the pairs.
-            count = query.count()
-        else:
-            new = {tuple(row) for row in engine._fetch(query)} - seen
-            seen |= new
-            count = len(new)
-        out.append(
-            {
-                "date": schedule.local_date(instant, store.timezone).isoformat(),
-                "at": instant.isoformat(),
-                "count": count,
-                "channel": channel,
-            }
-        )
+        instants.append(instant)
         if plan.type == "one_off":
             break
-    return out
+    queries = [_new_query(plan, store, _probe(plan, store, at, now), now) for at in instants]
+    return [
+        {
+            "date": schedule.local_date(at, store.timezone).isoformat(),
+            "at": at.isoformat(),
+            "count": count,
+            "channel": channel,
+        }
+        for at, count in zip(instants, _first_day_counts(queries), strict=True)
+    ]
+
+
+def _first_day_counts(queries: list) -> list[int]:
+    """Per query (one per firing), the pairs no earlier firing had: one SQL statement that
+    keeps each (customer, key) pair's first firing and counts per firing."""
+    if not queries:
+        return []
+    if isinstance(queries[0]._returning[1], pw.Value):
+        # A key per firing (or per birthday year, matched on one day only) never repeats
+        # across firings: each firing's own count is the answer.
+        return [query.count() for query in queries]
+    if is_postgres():
+        # PostgreSQL scans each firing's query in parallel workers, which a UNION of them
+        # loses (measured 6 s against 18 s at 1M customers): dedupe the fetched pairs here.
+        seen: set[tuple] = set()
+        out = []
+        for query in queries:
+            new = {tuple(row) for row in engine._fetch(query)} - seen
+            seen |= new
+            out.append(len(new))
+        return out
+    parts = []
+    for i, query in enumerate(queries):
+        cid, dk = query._returning
+        parts.append(query.select(cid.alias("c"), dk.alias("k"), pw.Value(i).alias("d")))
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.union_all(part)
+    pairs = union.alias("u")
+    first = (
+        pw.Select([pairs], [pw.fn.MIN(pairs.c.d).alias("d")])
+        .group_by(pairs.c.c, pairs.c.k)
+        .alias("f")
+    )
+    per_firing = pw.Select([first], [first.c.d, pw.fn.COUNT(pw.SQL("*"))]).group_by(first.c.d)
+    counts = dict(per_firing.bind(Plan._meta.database).tuples())
+    return [int(counts.get(i, 0)) for i in range(len(queries))]
 
 
 def plan_dict(plan: Plan) -> dict:
