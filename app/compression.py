@@ -34,7 +34,11 @@ def _static_body(resp: Response) -> bytes:
     etag = resp.get_etag()[0] or ""
     key = (request.path, etag)
     body = _static_cache.get(key) if etag else None
-    if body is None:
+    if body is not None:
+        close = getattr(resp.response, "close", None)
+        if close is not None:
+            close()  # the file send_file opened is not read: close it now
+    else:
         body = gzip.compress(resp.get_data(), LEVEL, mtime=0)
         if etag:
             _static_cache[key] = body
