@@ -184,32 +184,18 @@ def channel_limits_from_form(form) -> tuple[tuple[int | None, str], int | None, 
     """
     from flask_babel import lazy_gettext as _l
 
+    from app.services.settings import form_int
+
     errors: dict = {}
     unit = str(form.get("rate_unit") or "second").strip()
     if unit not in RATE_UNITS:
         errors["rate_unit"] = _l("Choose per second or per minute.")
         unit = "second"
-    raw = str(form.get("rate_limit", form.get("per_second", "")) or "").strip()
-    count = None
-    if raw:
-        count = _whole(raw, 1, MAX_RATE, "rate_limit", errors)
-    raw_quota = str(form.get("daily_quota") or "").strip()
-    quota = _whole(raw_quota, 1, 10_000_000, "daily_quota", errors) if raw_quota else None
+    values = {"rate_limit": form.get("rate_limit", form.get("per_second", ""))}
+    values["daily_quota"] = form.get("daily_quota", "")
+    count = form_int(values, "rate_limit", errors, 1, MAX_RATE, blank_ok=True)
+    quota = form_int(values, "daily_quota", errors, 1, 10_000_000, blank_ok=True)
     return (count, unit), quota, errors
-
-
-def _whole(raw: str, low: int, high: int, name: str, errors: dict) -> int | None:
-    from flask_babel import lazy_gettext as _l
-
-    try:
-        value = int(raw)
-    except ValueError:
-        errors[name] = _l("Enter a whole number.")
-        return None
-    if not low <= value <= high:
-        errors[name] = _l("Enter a number from %(low)s to %(high)s.", low=low, high=high)
-        return None
-    return value
 
 
 def default_rate(channel: str) -> tuple[int, str]:

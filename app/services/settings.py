@@ -26,7 +26,7 @@ class SettingsError(ValueError):
         self.errors = errors
 
 
-def _int(form: dict, name: str, errors: dict, low: int, high: int, blank_ok: bool = False):
+def form_int(form: dict, name: str, errors: dict, low: int, high: int, blank_ok: bool = False):
     raw = str(form.get(name, "")).strip()
     if raw == "" and blank_ok:
         return None
@@ -81,7 +81,7 @@ def update_store(store: Store, form: dict, staff: Staff | None, now: datetime) -
     locale = str(form.get("locale", "")).strip()
     if locale not in LOCALES:
         errors["locale"] = _l("Choose a language from the list.")
-    member_day = _int(form, "member_day", errors, 1, 31, blank_ok=True)
+    member_day = form_int(form, "member_day", errors, 1, 31, blank_ok=True)
     quiet = {}
     for key in ("quiet_start", "quiet_end"):
         value = str(form.get(key, "")).strip()
@@ -89,11 +89,11 @@ def update_store(store: Store, form: dict, staff: Staff | None, now: datetime) -
             errors[key] = _l("Enter a time as HH:MM, e.g. 21:00.")
         quiet[key] = value
     numbers = {
-        "fatigue_messages": _int(form, "fatigue_messages", errors, 0, 50),
-        "fatigue_followups": _int(form, "fatigue_followups", errors, 0, 50),
-        "fatigue_days": _int(form, "fatigue_days", errors, 1, 90),
-        "no_answer_attempts": _int(form, "no_answer_attempts", errors, 1, 10),
-        "default_holdout": _int(form, "default_holdout", errors, 0, 50),
+        "fatigue_messages": form_int(form, "fatigue_messages", errors, 0, 50),
+        "fatigue_followups": form_int(form, "fatigue_followups", errors, 0, 50),
+        "fatigue_days": form_int(form, "fatigue_days", errors, 1, 90),
+        "no_answer_attempts": form_int(form, "no_answer_attempts", errors, 1, 10),
+        "default_holdout": form_int(form, "default_holdout", errors, 0, 50),
     }
     days = _list(form, "working_days")
     days = sorted({int(d) for d in days if str(d).isdigit() and 0 <= int(d) <= 6})
