@@ -750,7 +750,8 @@ def _import_job(w, state: str = "uploaded") -> str:
     job_id = import_jobs.create_job(w.store_a, w.manager_a, "customers", "c.csv", _IMPORT_CSV, now)
     if state in ("checked", "done"):
         options = {"create_tags": True, "triggers_plans": True}
-        import_jobs.check(job_id, {"name": "name", "phone": "phone"}, None, options, now)
+        import_jobs.start_check(job_id, {"name": "name", "phone": "phone"}, None, options, now)
+        import_jobs.check(job_id, now)
     if state == "done":
         import_jobs.queue(job_id, now)
         import_jobs.run(job_id, now)
@@ -776,6 +777,9 @@ ACCESS.update(
             )
         ],
         "imports.mapping": [("GET", lambda w: f"/imports/{_import_job(w)}/mapping", _JOB_A)],
+        "imports.checked": [
+            ("GET", lambda w: f"/imports/{_import_job(w, 'checked')}/check", _JOB_A)
+        ],
         "imports.check": [
             (
                 "POST",
