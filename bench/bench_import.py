@@ -80,10 +80,25 @@ def write_csv(path: Path, rows: int, seed: int = 7) -> dict:
     return {"bad": bad, "duplicates": duplicates}
 
 
+def server_cpu() -> float | None:
+    """CPU seconds of this connection's PostgreSQL backend (same machine), else None."""
+    from app.db import db, is_postgres
+
+    if not is_postgres():
+        return None
+    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Timer:
-    """Wall time, CPU time of this process, and the load average at the end."""
+    """Wall time, CPU time of this process (and of its PostgreSQL backend), load at the end."""
 
     def __enter__(self):
+        self.server = server_cpu()
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -91,9 +106,12 @@ class Timer:
         self.wall = time.perf_counter() - self.wall
         self.cpu = time.process_time() - self.cpu
         self.load = os.getloadavg()[0]
+        after = server_cpu()
+        self.server = None if after is None or self.server is None else after - self.server
 
     def __str__(self) -> str:
-        return f"{self.wall:.1f}s wall, {self.cpu:.1f}s CPU, load {self.load:.1f}"
+        server = f" + {self.server:.1f}s PostgreSQL CPU" if self.server is not None else ""
+        return f"{self.wall:.1f}s wall, {self.cpu:.1f}s CPU{server}, load {self.load:.1f}"
 
 
 def main() -> None:
