@@ -531,3 +531,21 @@ def test_waba_id_saved_in_channel_settings_is_used_for_the_status_check(client, 
     ]
     resp = client.post(f"/message-templates/{template.id}/refresh", headers=HX)
     assert resp.status_code == 200 and service.approval(template) == "approved"
+
+
+def test_plan_page_warns_when_meta_withdraws_an_active_plans_template(client, salon):
+    store, farah, _ = salon
+    template = member_day_template(store)
+    approve_all(template)
+    plan = member_day_plan(store, template, status="active")
+    login(client, farah)
+    assert "template-warning" not in client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    paused = {
+        "event": "PAUSED",
+        "message_template_name": "member_day_reminder",
+        "message_template_language": "en",
+        "reason": "NONE",
+    }
+    assert service.handle_status_webhook(store, paused, NOW) == 1
+    assert service.variants_of(template)["en"].wa_reason == "paused"
+    assert "template-warning" in client.get(f"/plans/{plan.id}").get_data(as_text=True)

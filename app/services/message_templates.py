@@ -526,7 +526,7 @@ def handle_status_webhook(store: Store, value: dict, now: datetime) -> int:
         return 0
     reason = str(value.get("reason") or "")
     if reason.upper() == "NONE" or status != "rejected":
-        reason = "" if status != "rejected" else reason
+        reason = ""
     if status == "rejected" and not reason and event != "REJECTED":
         reason = event.lower()
     query = (
