@@ -285,3 +285,17 @@ def test_completion_counts_work_of_someone_no_longer_in_the_store(app):
         ("Moved away", 2, 1)
     ]
     assert d["totals"]["overdue"] == 1
+
+
+def test_drill_downs_list_the_clients_behind_each_number(seeded, client):
+    login(client, seeded["manager"])
+    args = "start=2026-11-01&end=2026-11-30"
+    p = seeded["p"].id
+    returns = client.get(f"/dashboard/drill/returns?{args}&plan={p}").get_data(as_text=True)
+    assert returns.count('class="row"') == 2 and "100.00" in returns
+    held = client.get(f"/dashboard/drill/held_out?{args}&plan={p}").get_data(as_text=True)
+    assert held.count('class="row"') == 20 and held.count("Came back") == 4
+    cards = client.get(f"/dashboard/drill/cards?{args}&days=60").get_data(as_text=True)
+    assert cards.count('class="row"') == 2
+    other = client.get(f"/dashboard/drill/returns?{args}&plan=99999")
+    assert other.status_code == 404
