@@ -203,3 +203,32 @@ def test_returned_drill_down_lists_the_customers_behind_the_figure(salon):
     event(salon["store"], back.customer, utc(2026, 11, 10), amount="100.00")
     rows = reports.returned_contacts(salon["store"], START, END, None, salon["staff"].id)
     assert [(r["customer"], r["amount"]) for r in rows] == [(back.customer_id, Decimal("100.00"))]
+
+
+def test_nightly_recount_finds_a_visit_recorded_before_its_contact(salon):
+    """A back-dated contact (an engine run for an earlier instant) lands after the visit it
+    covers was recorded: the per-event recount never saw it, the nightly one does."""
+    from unittest import mock
+
+    from app.tasks import report_jobs
+
+    customer = make_customer(salon["store"])
+    event(salon["store"], customer, utc(2026, 11, 10, 3), amount="70.00")
+    f = FollowUp.create(
+        store=salon["store"],
+        customer=customer,
+        plan=salon["plan"],
+        assignee=salon["staff"],
+        due_at=utc(2026, 11, 6),
+        status="done",
+        completed_at=utc(2026, 11, 6, 2),
+        created_at=utc(2026, 11, 6),
+        updated_at=utc(2026, 11, 6),
+    )
+    assert FollowUp.get_by_id(f.id).returned_at is None
+    with mock.patch("app.clock.now", return_value=utc(2026, 11, 20, 12)):  # 20:00 in KL
+        assert report_jobs.nightly_return_recount.call_local() == {}
+    with mock.patch("app.clock.now", return_value=utc(2026, 11, 20, 19, 40)):  # 03:40 in KL
+        assert report_jobs.nightly_return_recount.call_local()["kl"]["follow_up"] == 1
+    assert FollowUp.get_by_id(f.id).returned_at == utc(2026, 11, 10, 3)
+    assert returns(salon)["revenue"] == Decimal("70.00")

@@ -334,6 +334,14 @@ def attribute_returns(store: Store, since: datetime | None = None) -> dict[str, 
     return out
 
 
+def recount_recent_returns(store: Store, now: datetime) -> dict[str, int]:
+    """Recompute the returns of contacts whose window may still be open: the nightly repair
+    for what the per-event recount cannot see (a contact recorded after the visit it covers,
+    e.g. a back-dated engine run, or a follow-up undone and completed again)."""
+    longest = Plan.select(fn.MAX(Plan.window_days)).where(Plan.store == store.id).scalar() or 0
+    return attribute_returns(store, since=now - timedelta(days=int(longest) + 2))
+
+
 # --- the manager's dashboard ------------------------------------------------------------------
 
 CONTACTED = ("followup", "message")

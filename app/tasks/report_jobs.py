@@ -1,4 +1,5 @@
-"""Report and tagging jobs: render a PDF report, Monday 08:00 e-mails, nightly tag rules."""
+"""Report and tagging jobs: render a PDF report, Monday 08:00 e-mails, nightly tag rules,
+nightly recount of recent return visits."""
 
 import contextlib
 import logging
@@ -68,4 +69,22 @@ def nightly_tag_rules():
     for store in Store.select().where(Store.active == True):  # noqa: E712
         if now.astimezone(ZoneInfo(store.timezone)).hour == 2:
             done[store.key] = tagging.run_rules(store, now)
+    return done
+
+
+@huey.periodic_task(crontab(minute="40", hour="*"), retries=0)
+@huey.lock_task("revisit-return-recount")
+@db_job
+def nightly_return_recount():
+    """Hourly: recount recent contacts' return visits for stores where it is 03:xx local time."""
+    from zoneinfo import ZoneInfo
+
+    from app.models import Store
+    from app.services import reports
+
+    now = clock.now()
+    done = {}
+    for store in Store.select().where(Store.active == True):  # noqa: E712
+        if now.astimezone(ZoneInfo(store.timezone)).hour == 3:
+            done[store.key] = reports.recount_recent_returns(store, now)
     return done
