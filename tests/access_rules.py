@@ -356,6 +356,14 @@ ACCESS.update(
                 lambda w: {"per_second": "3"},
             )
         ],
+        "messages.save_channel_order": [
+            (
+                "POST",
+                lambda w: "/messages/channels/order",
+                dict(anon=R, employee_a=403, manager_b=303, owner=303),
+                lambda w: {"order": ["sms", "followup"]},
+            )
+        ],
         "messages.unsubscribe": [
             (
                 "GET",

@@ -209,3 +209,29 @@ def test_channel_form_refuses_bad_rates_with_422_and_keeps_the_setting(app, clie
     assert frag.status_code == 422 and b"<html" not in frag.data and field in frag.data
     setting = messaging.channel_setting(store.id, "sms")
     assert (setting.rate_limit, setting.rate_unit) == (2, "second")
+
+
+def test_manager_sets_the_fallback_order_and_it_decides_the_channel(app, client, wa):
+    from app.models import AuditLog, Store
+
+    store = make_store()
+    login(client, make_staff("manager", [store]))
+    _whatsapp_with_defaults(store, wa)
+    messaging.configure_channel(store, "sms", NOW, True, {}, {})
+    both = consenting_customer(store, channels=("whatsapp", "sms"))
+    assert messaging.choose_channel(both, store) == "whatsapp"
+    resp = client.post("/messages/channels/order", data={"order": ["sms", "", "whatsapp"]})
+    assert resp.status_code == 303
+    store = Store.get_by_id(store.id)
+    assert store.setting("channel_order") == ["sms", "whatsapp"]
+    assert messaging.choose_channel(both, store) == "sms"
+    assert AuditLog.select().where(AuditLog.action == "channel.order").count() == 1
+    page = client.get("/messages/channels")
+    assert "sms → whatsapp".encode() in page.data
+    bad = client.post("/messages/channels/order", data={"order": ["sms", "sms"]})
+    assert bad.status_code == 422 and b"err-channel_order" in bad.data
+    none = client.post(
+        "/messages/channels/order", data={"order": [""]}, headers={"HX-Request": "true"}
+    )
+    assert none.status_code == 422 and b"<html" not in none.data
+    assert Store.get_by_id(store.id).setting("channel_order") == ["sms", "whatsapp"]

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, g, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from peewee import JOIN
 
 from app import clock, csrf
@@ -107,7 +108,9 @@ def _channels_page(errors: dict | None = None, form=None, status: int = 200):
         defaults={name: messaging.default_rate(name) for name in FIELDS},
         errors=errors or {},
         form=form,
-        order=store.setting("channel_order", messaging.DEFAULT_ORDER),
+        order=(form or {}).get("__order__")
+        or store.setting("channel_order", messaging.DEFAULT_ORDER),
+        order_choices=messaging.ORDER_CHOICES,
         hooks_base=messaging.public_url() + "/hooks",
     )
 
@@ -144,6 +147,21 @@ def save_channel(channel):
         daily_quota=quota,
     )
     flash(_("Channel settings saved."), "success")
+    return redirect(url_for("messages.channels"))
+
+
+@bp.route("/messages/channels/order", methods=["POST"])
+@manager_required
+def save_channel_order():
+    """Save the store's fallback order of channels (the first reachable one is used)."""
+    store = g.store
+    if store is None:
+        abort(404)
+    order = request.form.getlist("order")
+    errors = messaging.set_channel_order(store, order, current_user.staff, clock.now())
+    if errors:
+        return _channels_page({"__order__": errors}, {"__order__": order}, status=422)
+    flash(_("Channel order saved."), "success")
     return redirect(url_for("messages.channels"))
 
 

@@ -210,6 +210,33 @@ def effective_rate(setting: ChannelSetting | None, channel: str) -> tuple[int, s
     return default_rate(channel)
 
 
+ORDER_CHOICES = ("whatsapp", "line", "sms", "email", "webhook", "log_only", "followup")
+
+
+def set_channel_order(store: Store, order: list[str], staff, now: datetime) -> dict:
+    """Save the store's fallback order (blanks skipped); answers the errors, empty when saved."""
+    from flask_babel import lazy_gettext as _l
+
+    from app.services import audit
+
+    chosen = [c for c in (str(x or "").strip() for x in order) if c]
+    if any(c not in ORDER_CHOICES for c in chosen):
+        return {"channel_order": _l("Choose channels from the list.")}
+    if len(set(chosen)) != len(chosen):
+        return {"channel_order": _l("Each channel can appear only once.")}
+    if not chosen:
+        return {"channel_order": _l("Choose at least one channel.")}
+    before = list(store.setting("channel_order", DEFAULT_ORDER) or DEFAULT_ORDER)
+    if chosen != before:
+        store.settings = {**(store.settings or {}), "channel_order": chosen}
+        with db.atomic():
+            store.save()
+            audit.record(
+                staff, store, "channel.order", "store", store.id, {"order": [before, chosen]}, now
+            )
+    return {}
+
+
 def masked_secrets(setting: ChannelSetting) -> dict:
     """The stored credentials with all but their last 4 characters hidden."""
     return {k: secrets_box.mask(v) for k, v in secrets_box.decrypt(setting.secret).items()}
