@@ -10,7 +10,7 @@ import pytest
 
 from app import clock
 from app.models import Customer, Event, FollowUp, PointsEntry
-from app.services import import_jobs, plans, scheduler, tokens
+from app.services import import_jobs, importing, plans, scheduler, tokens
 from app.tasks import import_jobs as import_tasks
 from tests.factories import login, make_staff, make_store
 
@@ -49,7 +49,6 @@ def _mapping_form(client, job_id: str) -> dict:
     """The mapping form's suggested choices, as the browser would post them."""
     job = import_jobs.read_job(job_id)
     table = import_jobs.load_table(job)
-    from app.services import importing
 
     suggested = importing.suggest_mapping(job["kind"], table.headers)
     form = {}
@@ -246,7 +245,7 @@ def test_resume_after_a_killed_worker_loses_and_doubles_nothing(client, app):
             with pytest.raises(Killed):
                 import_jobs.run(job_id, clock.now(), should_cancel=die_after_first_batch)
             job = import_jobs.read_job(job_id)
-            assert job["state"] == "running" and job["next_row"] == 500
+            assert job["state"] == "running" and job["next_row"] == importing.BATCH_SIZE
             assert Customer.select().where(Customer.store == store.id).count() > 0
             old = (clock.now() - timedelta(minutes=3)).isoformat()
             import_jobs.write_job(job_id, heartbeat=old)
@@ -437,8 +436,6 @@ def test_a_check_whose_worker_died_is_started_again(client, shop):
     login(client, manager)
     job_id = _job_id(_upload(client, "customers", CUSTOMERS.encode()))
     table = import_jobs.load_table(import_jobs.read_job(job_id))
-    from app.services import importing
-
     mapping = importing.suggest_mapping("customers", table.headers)
     old = clock.now() - timedelta(minutes=5)
     import_jobs.start_check(job_id, mapping, None, {"create_tags": True}, old)

@@ -29,7 +29,7 @@ KINDS = ("customers", "cards", "events")
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030", "gbk", "big5", "cp950", "tis-620", "cp874")
 _DETECT = ["utf_8", "gb18030", "big5", "cp950", "tis_620", "cp874", "cp1252"]
 MAX_FIELD = 1_000_000
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 
 # Target fields per kind, with the header names (English, Chinese, Thai, Malay) they come under.
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -1143,9 +1143,10 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
 
 
 def _snapshot(state: "_ImportState") -> dict:
+    """What a batch may change in the state, to undo it when the batch runs again (the keys
+    the batch adds are undone through new_keys: copying every key seen is quadratic)."""
     state.new_keys = []
     return {
-        "seen_keys": set(state.seen_keys),
         "synthetic": dict(state.synthetic),
         "deferred": dict(state.deferred),
         "group_failed": dict(state.group_failed),
@@ -1156,6 +1157,7 @@ def _snapshot(state: "_ImportState") -> dict:
 def _rewind(state: "_ImportState", before: dict) -> None:
     for name, value in before.items():
         setattr(state, name, value)
+    state.seen_keys.difference_update(state.new_keys)
     state.new_keys = []
 
 
