@@ -54,22 +54,26 @@ def weekly_reports():
     return sent
 
 
+def _stores_at_local_hour(now, hour: int):
+    """Active stores where it is `hour`:xx local time at `now`."""
+    from zoneinfo import ZoneInfo
+
+    from app.models import Store
+
+    for store in Store.select().where(Store.active == True):  # noqa: E712
+        if now.astimezone(ZoneInfo(store.timezone)).hour == hour:
+            yield store
+
+
 @huey.periodic_task(crontab(minute="30", hour="*"), retries=0)
 @huey.lock_task("revisit-tag-rules")
 @db_job
 def nightly_tag_rules():
     """Hourly: run tag rules for every store where it is 02:xx local time (once a night)."""
-    from zoneinfo import ZoneInfo
-
-    from app.models import Store
     from app.services import tagging
 
     now = clock.now()
-    done = {}
-    for store in Store.select().where(Store.active == True):  # noqa: E712
-        if now.astimezone(ZoneInfo(store.timezone)).hour == 2:
-            done[store.key] = tagging.run_rules(store, now)
-    return done
+    return {store.key: tagging.run_rules(store, now) for store in _stores_at_local_hour(now, 2)}
 
 
 @huey.periodic_task(crontab(minute="40", hour="*"), retries=0)
@@ -77,14 +81,10 @@ def nightly_tag_rules():
 @db_job
 def nightly_return_recount():
     """Hourly: recount recent contacts' return visits for stores where it is 03:xx local time."""
-    from zoneinfo import ZoneInfo
-
-    from app.models import Store
     from app.services import reports
 
     now = clock.now()
-    done = {}
-    for store in Store.select().where(Store.active == True):  # noqa: E712
-        if now.astimezone(ZoneInfo(store.timezone)).hour == 3:
-            done[store.key] = reports.recount_recent_returns(store, now)
-    return done
+    return {
+        store.key: reports.recount_recent_returns(store, now)
+        for store in _stores_at_local_hour(now, 3)
+    }
