@@ -475,6 +475,7 @@ def test_old_import_files_are_removed_and_the_report_stays(client, shop):
     rejected = client.get(f"/imports/{done}/rejected.csv").get_data(as_text=True)
     assert "Bad Phone" in rejected and "line 4" in rejected
     assert client.get(f"/imports/{abandoned}/mapping").status_code == 303
+    assert b"This import was not run." in client.get(f"/imports/{abandoned}").data
     assert client.post(f"/imports/{abandoned}/mapping", data={}).status_code == 409
 
 
