@@ -549,3 +549,22 @@ def test_plan_page_warns_when_meta_withdraws_an_active_plans_template(client, sa
     assert service.handle_status_webhook(store, paused, NOW) == 1
     assert service.variants_of(template)["en"].wa_reason == "paused"
     assert "template-warning" in client.get(f"/plans/{plan.id}").get_data(as_text=True)
+
+
+def test_hourly_job_checks_only_pending_templates_of_stores_with_a_waba(app, graph):
+    from app.tasks import template_jobs
+
+    store = whatsapp_store(graph)
+    waiting = member_day_template(store)
+    done = member_day_template(store, name="Done", wa_name="birthday_greeting")
+    approve_all(done)
+    member_day_template(make_store(), name="No WABA")  # no channel settings: never asked
+    graph.templates = [
+        {"name": "member_day_reminder", "language": lang, "status": "APPROVED"}
+        for lang in ("en", "zh_CN", "ms")
+    ]
+    changes = template_jobs.refresh_whatsapp_templates.call_local()
+    assert set(changes) == {waiting.id}
+    assert service.approval(waiting) == "approved"
+    assert len(graph.requests) == 1  # the approved one and the store without a WABA: not asked
+    assert parse_qs(urlparse(graph.requests[0]["path"]).query)["name"] == ["member_day_reminder"]

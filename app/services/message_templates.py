@@ -507,6 +507,34 @@ def refresh_status(template: MessageTemplate, now: datetime, staff: Staff | None
     return changes
 
 
+def refresh_pending(now: datetime) -> dict[int, dict]:
+    """Check with WhatsApp every template that still waits for Meta in a store whose channel
+    names its Business Account; answers the changes per template (errors are logged)."""
+    pending = (
+        MessageTemplate.select()
+        .join(MessageTemplateVariant)
+        .where(
+            (MessageTemplate.wa_name != "")
+            & (MessageTemplate.channel.in_(("", "whatsapp")))
+            & (MessageTemplateVariant.wa_status == "pending")
+        )
+        .distinct()
+    )
+    changes = {}
+    for template in pending:
+        config, secret = _whatsapp_credentials(template.store_id) or ({}, {})
+        if not config.get("waba_id") or not secret.get("access_token"):
+            continue
+        try:
+            changed = refresh_status(template, now)
+        except ValidationError as exc:
+            log.warning("template %s status check failed: %s", template.id, exc)
+            continue
+        if changed:
+            changes[template.id] = changed
+    return changes
+
+
 def handle_status_webhook(store: Store, value: dict, now: datetime) -> int:
     """Apply a `message_template_status_update` webhook value (event, message_template_name,
     message_template_language, reason) to the store's templates; answers rows changed.

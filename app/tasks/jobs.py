@@ -62,4 +62,5 @@ from app.tasks import (  # noqa: E402
     import_jobs,  # noqa: F401
     messaging_jobs,  # noqa: F401
     report_jobs,  # noqa: F401
+    template_jobs,  # noqa: F401
 )
