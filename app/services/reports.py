@@ -497,6 +497,7 @@ def _attributed_returns(store: Store, start: datetime, end: datetime) -> dict:
 
 
 def _returns_row() -> dict:
+    """An empty contacts / returns / revenue row."""
     return {"contacts": 0, "returns": 0, "revenue": _money(0)}
 
 
@@ -517,6 +518,7 @@ def lift_interval(rc: int, nc: int, rh: int, nh: int) -> dict | None:
 
 
 def _holdout_plans(store: Store, plan_id: int | None = None) -> list[int]:
+    """Ids of the store's plans with a holdout (or just `plan_id`, if it has one)."""
     query = Plan.select(Plan.id).where(Plan.store == store.id, Plan.holdout_percent > 0)
     if plan_id:
         query = query.where(Plan.id == plan_id)
@@ -643,6 +645,7 @@ COMPLETION_KEYS = ("due", "done", "overdue", "withdrawn")
 
 
 def _row(out: dict, key) -> dict:
+    """The completion row of `key`, created empty."""
     return out.setdefault(key, dict.fromkeys(COMPLETION_KEYS, 0))
 
 
@@ -789,6 +792,7 @@ def money_at_risk(store: Store, now: datetime) -> list[dict]:
 
 
 def _timed(name: str, function, *args):
+    """function(*args), its wall time kept in last_timings[name] for the benchmark."""
     t0 = time.perf_counter()
     result = function(*args)
     last_timings[name] = time.perf_counter() - t0
