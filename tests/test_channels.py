@@ -241,3 +241,32 @@ def test_a_connection_the_provider_closed_while_idle_is_replaced_not_failed(app)
     finally:
         close_connections()
         stub.close()
+
+
+def test_a_forked_sender_opens_its_own_connections(app):
+    import os
+
+    from app.services.channels import base
+    from tests.stubs import WhatsAppStub
+
+    stub = WhatsAppStub()
+    try:
+        adapter = _wa_adapter(stub)
+        adapter.send(_outgoing("+60123456780"))
+        parent = base._pool.conns[("http", "127.0.0.1", stub.server.server_address[1])]
+        pid = os.fork()
+        if pid == 0:  # the child sends over a connection of its own, then leaves at once
+            try:
+                adapter.send(_outgoing("+60123456781"))
+                mine = base._pool.conns[("http", "127.0.0.1", stub.server.server_address[1])]
+                os._exit(0 if mine is not parent else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        adapter.send(_outgoing("+60123456782"))  # the parent's connection still works
+        assert len(stub.accepted) == 3
+        assert len({r["peer"] for r in stub.requests}) == 2
+    finally:
+        close_connections()
+        stub.close()

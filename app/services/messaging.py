@@ -18,6 +18,7 @@ sent / delivered / read.
 
 import json
 import logging
+import os
 import random
 import time
 from collections import Counter
@@ -81,6 +82,7 @@ KEEP = object()
 # Provider calls of idempotent channels (LINE, webhook, log-only) made at once per batch.
 SEND_THREADS = 8
 _executor: ThreadPoolExecutor | None = None
+_executor_pid = 0
 STOP_WORDS = {"stop", "退订", "退訂", "ยกเลิก", "berhenti", "unsubscribe"}
 UNKNOWN_PREFIX = "unknown: "
 
@@ -108,15 +110,11 @@ def _smtp_url() -> str | None:
 
         return current_app.config.get("SMTP_URL")
     except RuntimeError:
-        import os
-
         return os.environ.get("SMTP_URL")
 
 
 def public_url() -> str:
     """The app's public base URL for links in messages and provider callbacks."""
-    import os
-
     try:
         from flask import current_app
 
@@ -628,9 +626,10 @@ def _send_concurrently(calls: list[tuple]) -> list:
 
     if len(calls) < 2 or SEND_THREADS < 2:
         return [send(pair) for pair in calls]
-    global _executor
-    if _executor is None:
+    global _executor, _executor_pid
+    if _executor is None or _executor_pid != os.getpid():  # threads do not survive a fork
         _executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="outbox-send")
+        _executor_pid = os.getpid()
     return list(_executor.map(send, calls))
 
 

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import select
 import socket
 import ssl
@@ -113,7 +114,10 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
 
 def _connection(scheme: str, host: str, port: int | None, timeout: float):
     """A kept-alive connection to the host, reconnected when the old one went stale."""
-    conns = _pool.__dict__.setdefault("conns", {})
+    if getattr(_pool, "pid", None) != os.getpid():
+        # A forked worker must not share its parent's sockets.
+        _pool.pid, _pool.conns = os.getpid(), {}
+    conns = _pool.conns
     key = (scheme, host, port)
     conn = conns.get(key)
     if conn is not None and (
@@ -135,7 +139,7 @@ def _connection(scheme: str, host: str, port: int | None, timeout: float):
 
 def _forget(conn) -> None:
     conn.close()
-    conns = _pool.__dict__.get("conns", {})
+    conns = getattr(_pool, "conns", {})
     for key, value in list(conns.items()):
         if value is conn:
             del conns[key]
@@ -143,7 +147,9 @@ def _forget(conn) -> None:
 
 def close_connections() -> None:
     """Close this thread's kept-alive provider connections."""
-    for conn in _pool.__dict__.pop("conns", {}).values():
+    conns = getattr(_pool, "conns", {}) if getattr(_pool, "pid", None) == os.getpid() else {}
+    _pool.pid, _pool.conns = os.getpid(), {}
+    for conn in conns.values():
         conn.close()
 
 
