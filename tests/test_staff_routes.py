@@ -1,7 +1,7 @@
 """The staff app over HTTP: full pages without htmx, fragments with it, honest status codes."""
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -449,3 +449,15 @@ def test_counter_validation_errors_answer_422_with_the_form(app, shop):
     none = client.post(url, data={"kind": "service_completed"})
     assert none.status_code == 422 and "<html" in none.get_data(as_text=True)
     assert Event.select().count() == 0
+
+
+def test_today_row_shows_an_expiry_this_year_without_the_year(app, shop):
+    store, aisyah, customer, f = shop
+    now = clock.now()
+    card = make_card(customer, "stored_value", expires_on=date(now.year, 12, 31))
+    html = signed_in(app, aisyah).get("/today").get_data(as_text=True)
+    assert "Expires Dec 31<" in html
+    card.expires_on = date(now.year + 1, 1, 15)
+    card.save()
+    html = signed_in(app, aisyah).get("/today").get_data(as_text=True)
+    assert f"Expires Jan 15, {now.year + 1}<" in html

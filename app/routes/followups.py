@@ -94,7 +94,9 @@ def fact_label(fact: dict) -> str:
     if kind == "uses":
         return ngettext("%(num)d use left", "%(num)d uses left", value)
     if kind == "expiry":
-        return _("Expires %(date)s", date=fmt_date(value))
+        this_year = local_dt(clock.now()).year
+        day = _day_text(value, value.year != this_year, str(get_locale() or "en"))
+        return _("Expires %(date)s", date=day)
     if kind == "points":
         return ngettext("%(num)d point", "%(num)d points", value)
     if kind == "birthday":
