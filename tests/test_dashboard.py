@@ -299,3 +299,19 @@ def test_drill_downs_list_the_clients_behind_each_number(seeded, client):
     assert cards.count('class="row"') == 2
     other = client.get(f"/dashboard/drill/returns?{args}&plan=99999")
     assert other.status_code == 404
+
+
+def test_sqlite_is_told_the_indexes_the_dashboard_reads(app):
+    """Every index the SQLite hints name exists (else the planner's own choice is a slow one)."""
+    from app.db import is_postgres
+
+    if is_postgres():
+        pytest.skip("the hints are for SQLite's planner")
+    for columns in (
+        reports.BY_STAFF_INDEX,
+        reports.BY_PLAN_INDEX,
+        reports.CONTACTS_BY_PLAN,
+        reports.CONTACTS_BY_STAFF,
+        ("store_id",),
+    ):
+        assert reports._sqlite_index(FollowUp, columns) is not None, columns

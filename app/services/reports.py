@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import peewee as pw
 from peewee import SQL, fn
-from playhouse.migrate import make_index_name
 
 from app.db import db, is_postgres
 from app.models import (
@@ -390,12 +389,23 @@ def _came_back(model):
     return model.returned_at.is_null(False)
 
 
-def _sqlite_index(model, index: str, alias: str = "t1"):
-    """FROM `model` read through `index` on SQLite, whose planner misjudges a store column with
-    one value (it prefers skip-scans of other indexes); None on PostgreSQL."""
+_index_names: dict[tuple, str | None] = {}
+
+
+def _sqlite_index(model, columns: tuple[str, ...], alias: str = "t1"):
+    """FROM `model` read through its index on `columns` on SQLite, whose planner misjudges a
+    store column with one value (it prefers skip-scans of other indexes); None on PostgreSQL
+    or when no such index exists."""
     if is_postgres():
         return None
-    return f'"{model._meta.table_name}" AS "{alias}" INDEXED BY "{index}"'
+    table = model._meta.table_name
+    key = (id(db.obj), table, columns)
+    if key not in _index_names:
+        found = [i.name for i in db.get_indexes(table) if tuple(i.columns) == columns]
+        _index_names[key] = found[0] if found else None
+    if _index_names[key] is None:
+        return None
+    return f'"{table}" AS "{alias}" INDEXED BY "{_index_names[key]}"'
 
 
 def _followup_contacts(store: Store, start: datetime, end: datetime):
@@ -588,7 +598,9 @@ def _staff_and_plans(store: Store) -> tuple[list[int], list[int]]:
     return staff, plans
 
 
-def _counted_by(column, keys: list, index: str, where, *figures, null: bool = True) -> dict:
+def _counted_by(
+    column, keys: list, index: tuple[str, ...], where, *figures, null: bool = True
+) -> dict:
     """{key: [figures…]} of the follow-ups matching `where`, one index range per key (so the
     rows arrive grouped and nothing is sorted), plus the key NULL unless `null` is False."""
     out = {}
@@ -649,24 +661,25 @@ def _row(out: dict, key) -> dict:
     return out.setdefault(key, dict.fromkeys(COMPLETION_KEYS, 0))
 
 
-# Indexes of migration 0010, named as peewee names them.
-BY_STAFF_INDEX = make_index_name("follow_up", ("store_id", "assignee_id", "status", "due_at"))
-BY_PLAN_INDEX = make_index_name("follow_up", ("store_id", "plan_id", "status", "due_at"))
-CONTACTS_BY_PLAN = make_index_name(
-    "follow_up",
-    ("store_id", "plan_id", "status", "completed_at", "returned_at", "return_revenue"),
+# Indexes of migration 0010, by their columns.
+BY_STAFF_INDEX = ("store_id", "assignee_id", "status", "due_at")
+BY_PLAN_INDEX = ("store_id", "plan_id", "status", "due_at")
+CONTACTS_BY_PLAN = (
+    "store_id",
+    "plan_id",
+    "status",
+    "completed_at",
+    "returned_at",
+    "return_revenue",
 )
-CONTACTS_BY_STAFF = make_index_name(
-    "follow_up",
-    (
-        "store_id",
-        "assignee_id",
-        "status",
-        "completed_at",
-        "plan_id",
-        "returned_at",
-        "return_revenue",
-    ),
+CONTACTS_BY_STAFF = (
+    "store_id",
+    "assignee_id",
+    "status",
+    "completed_at",
+    "plan_id",
+    "returned_at",
+    "return_revenue",
 )
 
 
@@ -687,7 +700,7 @@ def _outcome_mix(store: Store, start: datetime, end: datetime) -> dict[str, int]
     )
     if not _only_store_with_followups(store):
         followup = FollowUp.alias("f")
-        hinted = _sqlite_index(FollowUp, "followup_store_id", alias="f")
+        hinted = _sqlite_index(FollowUp, ("store_id",), alias="f")
         if hinted is None:
             query = query.join(followup, on=(ContactLog.followup == followup.id))
         else:
