@@ -47,7 +47,7 @@ from app.services import assignment, schedule, scripts, templates
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # contacts per transaction: keeps SQLite writers from waiting behind a big occurrence
+BATCH = 500  # contacts per transaction: keeps SQLite writers from waiting behind a big occurrence
 # Pause after each SQLite batch: a writer that waited is polled by SQLite's busy handler at most
 # 25 ms apart in its first ~128 ms, so a 25 ms gap lets it in instead of starving behind us.
 SQLITE_YIELD_SECONDS = 0.025
