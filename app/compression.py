@@ -1,7 +1,8 @@
-"""gzip for text responses (pages, fragments, CSS, JS, JSON) when the client accepts it.
+"""gzip for the web UI's responses (pages, fragments, CSS, JS, SVG) when the client accepts it.
 
 Staff open Today on patchy mobile data: htmx, the stylesheet and the page shrink to about a
 third on the wire. Static files are compressed once per version (ETag) and kept in memory.
+The JSON API is left as it is: integrators' clients and test tools read it byte for byte.
 """
 
 import gzip
@@ -14,8 +15,6 @@ COMPRESSIBLE = {
     "text/css",
     "text/javascript",
     "application/javascript",
-    "application/json",
-    "application/problem+json",
     "image/svg+xml",
 }
 MIN_BYTES = 500

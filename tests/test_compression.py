@@ -56,3 +56,9 @@ def test_small_and_refused_responses_are_left_alone(client):
     assert "Content-Encoding" not in tiny.headers
     missing = client.get("/no-such-page", headers=GZIP)
     assert missing.status_code == 404 and "Content-Encoding" not in missing.headers
+
+
+def test_json_api_answers_are_not_compressed(client):
+    resp = client.get("/api/v1/openapi.json", headers=GZIP)
+    assert resp.status_code == 200 and "Content-Encoding" not in resp.headers
+    assert resp.get_json()["openapi"].startswith("3.")
