@@ -113,13 +113,28 @@ def _occurrence(plan: Plan, at) -> Occurrence:
 
 
 CPU: dict = {}
+SERVER_CPU: dict = {}
+
+
+def _server_cpu() -> float | None:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same machine only)."""
+    if not is_postgres():
+        return None
+    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(fn, name: str | None = None):
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
     result = fn()
     if name:
         CPU[name] = round(time.process_time() - cpu, 2)
+        if server is not None:
+            SERVER_CPU[name] = round(_server_cpu() - server, 2)
     return time.perf_counter() - started, result
 
 
@@ -173,6 +188,8 @@ def main() -> None:
     if not is_postgres() and not args.skip_concurrent:
         report.update(_concurrent_write(store_id, aud, at))
     report["cpu_s"] = CPU
+    if SERVER_CPU:
+        report["postgres_backend_cpu_s"] = SERVER_CPU
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2, default=str))
 
