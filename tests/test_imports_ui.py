@@ -397,9 +397,11 @@ def test_the_check_runs_in_the_worker_and_the_page_polls_until_it_is_done(client
     queued = []
     import_tasks.huey.immediate = False  # the worker is busy elsewhere: the check waits
     try:
+        import_tasks.huey.flush()
         resp = client.post(f"/imports/{job_id}/mapping", data=form, headers=HX)
         queued = [task.name for task in import_tasks.huey.pending()]
     finally:
+        import_tasks.huey.flush()
         import_tasks.huey.immediate = True
     assert resp.status_code == 200 and b"<html" not in resp.data
     assert b'hx-trigger="every 1s"' in resp.data and b"Checking every row" in resp.data

@@ -57,3 +57,41 @@ def test_manager_imports_a_csv_on_a_phone(phone, csrf_app, shoot, tmp_path):
     assert no_horizontal_scroll(page)
     shoot(page, "import-4-report", full_page=True)
     assert {c.name for c in Customer.select()} == {"小红", "Nurul Aisyah binti Ahmad"}
+
+
+def test_the_check_of_a_big_file_shows_progress_until_the_worker_is_done(phone, csrf_app):
+    from app.tasks import import_jobs as import_tasks
+
+    store = make_store("kl", name="Bunga Beauty KL", region="MY")
+    farah = make_staff("manager", [store], email="farah@example.test", name="Farah")
+    page = phone
+    page.goto("/login")
+    page.fill("input[name=email]", farah.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    page.goto("/imports")
+    page.set_input_files(
+        "input[name=file]",
+        files=[{"name": "clients.csv", "mimeType": "text/csv", "buffer": CSV.encode()}],
+    )
+    page.click("#import-upload button[type=submit]")
+    page.wait_for_url("**/mapping")
+    job_id = page.url.rstrip("/").split("/")[-2]
+
+    import_tasks.huey.immediate = False  # the worker has not picked the check up yet
+    try:
+        import_tasks.huey.flush()
+        page.click("#import-mapping button.primary")
+        page.locator("text=Checking every row").wait_for()
+        assert page.locator("#import-mapping progress").count() == 1
+        assert Customer.select().count() == 0
+        import_tasks.check_import.call_local(job_id)  # the worker runs it
+        page.locator("text=would be created").wait_for(timeout=10_000)
+    finally:
+        import_tasks.huey.flush()
+        import_tasks.huey.immediate = True
+    assert "2 would be created" in page.inner_text("#import-mapping")
+    assert page.locator("#import-mapping[hx-trigger]").count() == 0  # polling stopped
+    page.click("#import-mapping button.primary")  # Import now
+    page.locator("text=Import finished.").wait_for()
