@@ -4,23 +4,16 @@ import pytest
 
 from app.models import Store
 from app.services import messaging
-from tests.factories import PASSWORD, make_staff, make_store
+from tests.browser.test_console import sign_in
+from tests.factories import make_staff, make_store
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, email):
-    page.goto("/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_load_state("networkidle")
 
 
 def test_manager_sets_a_per_minute_whatsapp_rate_and_the_order_on_a_phone(csrf_app, phone, shoot):
     store = make_store("kl", name="Bunga Beauty KL", timezone="Asia/Kuala_Lumpur")
     make_staff("manager", [store], name="Farah", email="farah@example.test")
-    _sign_in(phone, "farah@example.test")
+    sign_in(phone, "farah@example.test")
     phone.goto("/messages/channels")
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     form = phone.locator("#channel-whatsapp form")
