@@ -235,3 +235,13 @@ def test_manager_sets_the_fallback_order_and_it_decides_the_channel(app, client,
     )
     assert none.status_code == 422 and b"<html" not in none.data
     assert Store.get_by_id(store.id).setting("channel_order") == ["sms", "whatsapp"]
+
+
+def test_log_only_is_never_the_default_once_a_real_channel_is_on(app, wa):
+    store = make_store(settings={"channel_order": ["log_only", "whatsapp", "followup"]})
+    messaging.configure_channel(store, "log_only", NOW, True, {}, {})
+    client = consenting_customer(store, channels=("whatsapp",))
+    assert messaging.choose_channel(client, store) == "log_only"  # a demo with nothing real
+    _whatsapp_with_defaults(store, wa)
+    assert messaging.choose_channel(client, store) == "whatsapp"
+    assert messaging.choose_channel(client, store, "log_only") == "log_only"  # chosen on purpose

@@ -281,10 +281,25 @@ def choose_channel(customer: Customer, store: Store, preferred: str | None = Non
     if preferred and preferred != "auto":
         order = [preferred] + [c for c in order if c != preferred]
     messaging_order = [c for c in order if c != "followup"]
+    if "log_only" in messaging_order and preferred != "log_only" and _real_channel_on(store):
+        # The demo log is never the default once a real channel is switched on.
+        messaging_order.remove("log_only")
     for channel in messaging_order:
         if channel in channels.CHANNEL_NAMES and _reachable(customer, store, channel):
             return channel
     return "followup" if "followup" in order else None
+
+
+def _real_channel_on(store: Store) -> bool:
+    return (
+        ChannelSetting.select()
+        .where(
+            ChannelSetting.store == store.id,
+            ChannelSetting.enabled == True,  # noqa: E712
+            ChannelSetting.channel != "log_only",
+        )
+        .exists()
+    )
 
 
 def record_choice(message: Message, order: list[str] | None, now: datetime) -> None:
