@@ -270,6 +270,40 @@ def test_resuming_from_an_earlier_row_never_doubles(app):
     assert Customer.select().count() == 8 and CustomerTag.select().count() == 8
 
 
+def test_dry_run_counts_what_the_real_import_then_does(app):
+    store = make_store(region="MY")
+    first = (
+        "external id,name,phone,tags,car_type,whatsapp\n"
+        "M1,Aisyah,0121000001,VIP,suv,yes\n"
+        "M2,Mei Ling,0121000002,,sedan,\n"
+        "M3,Farah,0121000003,lash,,no\n"
+    )
+    second = (
+        "external id,name,phone,tags,car_type,whatsapp\n"
+        "M1,Aisyah,0121000001,VIP,suv,yes\n"  # unchanged
+        "M2,Mei Ling,0121000002,nail,sedan,\n"  # updated: a tag
+        "M3,Farah,0121000003,lash,,yes\n"  # updated: consent
+        "M4,Siti,0121000004,,mpv,\n"  # created
+        "M4,Siti Rahmah,0121000004,,,\n"  # merged
+        "M5,Bad,12,,,\n"  # rejected
+        ",Nurul,0121000005,,,\n"  # created
+        "M6,Huda,0121000002,,,\n"  # rejected: M2's phone
+    )
+    for text in (first, second):
+        table = importing.read_table(text.encode(), "c.csv")
+        mapping = importing.suggest_mapping("customers", table.headers)
+        options = {"batch_size": 3}
+        check = importing.import_rows(
+            "customers", store, table, mapping, NOW, dict(options, dry_run=True)
+        )
+        saved_before = Customer.select().count()
+        real = importing.import_rows("customers", store, table, mapping, NOW, options)
+        counts = ("created", "updated", "unchanged", "merged", "rejected")
+        assert [getattr(check, c) for c in counts] == [getattr(real, c) for c in counts]
+        assert Customer.select().count() == saved_before + real.created
+    assert [getattr(real, c) for c in counts] == [2, 2, 1, 1, 2]
+
+
 def test_dry_run_validates_without_saving(app):
     store = make_store(region="MY")
     report = importing.import_file(

@@ -602,8 +602,14 @@ class CustomerBatch:
         self._index(draft)
         return draft, outcome
 
-    def flush(self) -> None:
-        """Write what changed against the stored state, set-based; set each draft's `net`."""
+    def flush(self, write: bool = True) -> None:
+        """Write what changed against the stored state, set-based; set each draft's `net`
+        (write=False: only the `net`, for an import's check, which saves nothing)."""
+        if not write:
+            for d in self.drafts:
+                d.net = "created" if d.original is None else _net_change(d)
+                d.remember()
+            return
         now, store_id = self.now, self.store.id
         new = [d for d in self.drafts if d.id is None]
         if new:
@@ -676,6 +682,15 @@ class CustomerBatch:
             bulk_insert(ConsentChange, [dict(c, staff=staff_id) for c in chunk])
         for d in self.drafts:
             d.remember()
+
+
+def _net_change(d: CustomerDraft) -> str:
+    """updated or unchanged: a stored customer's draft against what was loaded."""
+    original = d.original or {}
+    changed = any(original.get(k) != v for k, v in d.row.items() if k != "id") or (
+        d.tags != d.original_tags or d.attrs != d.original_attrs or d.consent != d.original_consent
+    )
+    return "updated" if changed else "unchanged"
 
 
 def _ref(draft: CustomerDraft) -> str:

@@ -1267,7 +1267,7 @@ def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, 
         state.seen_keys |= added
         state.new_keys.extend(added)
         applied.append((index, draft, "merged" if duplicate and role == "own" else role))
-    batch.flush()
+    batch.flush(write=not options.dry_run)
     if not options.dry_run:
         created = [d.id for d in batch.drafts if d.net == "created"]
         loyalty.credit_signups(store, created, state.now)
