@@ -3,7 +3,16 @@ and follow-up scripts rendered by the database exactly as Python renders them.""
 
 from datetime import date
 
-from app.models import Decision, Enrollment, FollowUp, Message, StaffLeave, Visit, WhyLog
+from app.models import (
+    Decision,
+    Enrollment,
+    FollowUp,
+    Message,
+    Occurrence,
+    StaffLeave,
+    Visit,
+    WhyLog,
+)
 from app.services import engine, events, plans, scheduler
 from tests.factories import make_customer, make_staff, make_store, utc
 from tests.test_scenarios import event, reachable
@@ -269,3 +278,36 @@ def test_tick_hands_work_of_staff_on_leave_over_and_back(app):
     assert FollowUp.get().assignee_id == ben.id
     scheduler.tick(utc(2026, 5, 19, 1))  # back from leave
     assert FollowUp.get().assignee_id == anna.id
+
+
+def test_followup_occurrence_killed_mid_batch_rerun_makes_exactly_the_full_set(app, monkeypatch):
+    store = make_store()
+    make_staff(stores=[store], name="Anna")
+    for i in range(25):
+        make_customer(store, name=f"Pelanggan {i}")
+    followup_plan(store)
+    monkeypatch.setattr(engine, "BATCH", 4)
+    monkeypatch.setattr(engine, "BATCH_POSTGRES", 4)
+    monkeypatch.setattr(engine, "SQLITE_YIELD_SECONDS", 0)
+    real = engine._create_followups
+    calls = {"n": 0}
+
+    def killed_on_the_third_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_create_followups", killed_on_the_third_batch)
+    try:
+        engine.run_due(NOON)
+    except RuntimeError:
+        pass
+    assert 0 < FollowUp.select().count() < 25
+    assert Decision.select().count() == FollowUp.select().count()  # the dead batch left nothing
+    monkeypatch.setattr(engine, "_create_followups", real)
+    engine.run_due(NOON)
+    assert FollowUp.select().count() == 25
+    assert Decision.select().where(Decision.outcome == "followup").count() == 25
+    assert WhyLog.select().where(WhyLog.kind == "created").count() == 25
+    assert engine.run_occurrence(Occurrence.get(), NOON) == 0

@@ -546,8 +546,10 @@ def _script_for(cfg, step: int, action: dict, branch, variant: str, tpl):
 # ---------------------------------------------------------------- the decision pipeline
 
 
-def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
-    """INSERT … SELECT the occurrence's decisions; existing ones are left alone."""
+def _insert_decisions(
+    cfg, store, occ: Occurrence, query, now: datetime, outcome: str = "pending"
+) -> list[int]:
+    """INSERT … SELECT the occurrence's decisions; existing ones are left alone. → new ids."""
     action = step_action(cfg, occ.step)
     variants = _variants(action)
     # Decorate the candidate SELECT with the decision's constant and computed columns.
@@ -577,7 +579,7 @@ def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
         selected[0],
         pw.Value(occ.step),
         selected[1],
-        pw.Value("pending"),
+        pw.Value(outcome),
         variant,
         branch,
         pw.Value(""),
@@ -597,7 +599,10 @@ def _insert_decisions(cfg, store, occ: Occurrence, query, now: datetime) -> int:
         Decision.created_at,
         Decision.updated_at,
     ]
-    return Decision.insert_from(query, fields).on_conflict_ignore().as_rowcount().execute()
+    sql, params = Decision.insert_from(query, fields).on_conflict_ignore().sql()
+    if " RETURNING " not in sql:  # PostgreSQL's INSERT already returns the ids
+        sql += f" RETURNING {_col(Decision.id)}"
+    return [did for (did,) in db.execute_sql(sql, params)]
 
 
 def _why(where, kind: str, detail, now: datetime) -> None:
@@ -1144,7 +1149,10 @@ def _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) ->
     return FollowUp.insert_from(query, fields).on_conflict_ignore().as_rowcount().execute()
 
 
-def _create_followups(cfg, store, occ, action, pending, now, joined: bool = False) -> int:
+def _create_followups(
+    cfg, store, occ, action, pending, now, joined: bool = False, premarked: bool = False
+) -> int:
+    """Follow-ups for the decisions `pending` selects (`premarked`: already marked `followup`)."""
     open_fu = (
         FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer).limit(1)
     )
@@ -1272,6 +1280,10 @@ def _create_followups(cfg, store, occ, action, pending, now, joined: bool = Fals
         done = pending & made
         _why(done, "created", _concat("follow-up: ", cfg.name or ""), now)
         _enroll(cfg, store, occ, done, now)
+        if premarked:
+            # Anything left without a follow-up goes back to pending for the recovery pass.
+            Decision.update(outcome="pending", updated_at=now).where(pending & ~made).execute()
+            return Decision.select(pw.fn.COUNT(Decision.id)).where(done).scalar()
         return Decision.update(outcome="followup", updated_at=now).where(done).execute()
 
 
@@ -1383,13 +1395,13 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
     ).execute()
     batch = BATCH_POSTGRES if is_postgres() else BATCH
     action = step_action(cfg, occ.step)
-    # When the database makes the follow-ups itself, a batch is one short transaction from
-    # decision to follow-up; Python-rendered contacts are rendered between two of them.
-    # Not on PostgreSQL: updating rows inserted by the same transaction re-runs their
-    # foreign-key checks, which costs more than the second commit saves.
+    # When the database makes the follow-ups itself, a batch is one transaction from decision
+    # to follow-up, and its decisions are inserted as `followup` straight away (screening moves
+    # the few held out or deferred): no second pass over them, which on PostgreSQL would also
+    # re-run the foreign-key checks of rows inserted by the same transaction. Python-rendered
+    # contacts are rendered between two transactions, from `pending` decisions.
     in_one = (
-        not is_postgres()
-        and action.get("kind", "followup") != "message"
+        action.get("kind", "followup") != "message"
         and (occ.detail or {}).get("mode") != "baseline"
         and _script_sql_possible(cfg, store, occ, action)
     )
@@ -1402,14 +1414,12 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         with _tx():
             _lock_occurrence(occ.id)
             query = candidates(cfg, store, occ, now).where(_in_range(Customer.id, lo, hi))
+            if in_one:
+                _run_batch_in_one(cfg, store, occ, action, query, now, totals)
+                continue
             _insert_decisions(cfg, store, occ, query, now)
             screened = _screen(cfg, store, occ, _pending(occ, lo, hi), now)
-            if in_one:
-                totals.update(
-                    process_pending(cfg, store, occ, now, lo, hi, screened=screened, joined=True)
-                )
-        if not in_one:
-            totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
+        totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
     made = (
         Decision.select(pw.fn.COUNT(Decision.id))
         .where((Decision.occurrence == occ.id) & Decision.outcome.in_(("followup", "message")))
@@ -1419,6 +1429,24 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         Occurrence.id == occ.id
     ).execute()
     totals["occurrences"] += 1
+
+
+def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, totals) -> None:
+    """One batch inside the caller's transaction: decisions inserted as `followup`, screened,
+    and their follow-ups made by the database. The occurrence's row lock (PostgreSQL) or the
+    write lock (SQLite) is held, so the ids just returned are this batch's only new rows."""
+    ids = _insert_decisions(cfg, store, occ, query, now, outcome="followup")
+    if not ids:
+        return
+    fresh = (
+        (Decision.occurrence == occ.id)
+        & Decision.id.between(min(ids), max(ids))
+        & (Decision.outcome == "followup")
+    )
+    totals.update(_screen(cfg, store, occ, fresh, now))
+    totals["followups"] += _create_followups(
+        cfg, store, occ, action, fresh, now, joined=True, premarked=True
+    )
 
 
 def firing_rule(cfg) -> tuple[str, str, int, date | None] | None:
