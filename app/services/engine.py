@@ -1405,8 +1405,9 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         and (occ.detail or {}).get("mode") != "baseline"
         and _script_sql_possible(cfg, store, occ, action)
     )
-    for i, (lo, hi) in enumerate(_candidate_ranges(cfg, store, occ, now, batch)):
-        if i and not is_postgres():
+    wrote = False
+    for lo, hi in _candidate_ranges(cfg, store, occ, now, batch):
+        if wrote and not is_postgres():
             # Fold our pages back into the database now, so a staff member's commit is not the
             # one that crosses the WAL auto-checkpoint threshold and pays for our writes.
             db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
@@ -1415,8 +1416,9 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
             _lock_occurrence(occ.id)
             query = candidates(cfg, store, occ, now).where(_in_range(Customer.id, lo, hi))
             if in_one:
-                _run_batch_in_one(cfg, store, occ, action, query, now, totals)
+                wrote = _run_batch_in_one(cfg, store, occ, action, query, now, totals)
                 continue
+            wrote = True
             _insert_decisions(cfg, store, occ, query, now)
             screened = _screen(cfg, store, occ, _pending(occ, lo, hi), now)
         totals.update(process_pending(cfg, store, occ, now, lo, hi, screened=screened))
@@ -1431,13 +1433,13 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
     totals["occurrences"] += 1
 
 
-def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, totals) -> None:
+def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, totals) -> bool:
     """One batch inside the caller's transaction: decisions inserted as `followup`, screened,
     and their follow-ups made by the database. The occurrence's row lock (PostgreSQL) or the
     write lock (SQLite) is held, so the ids just returned are this batch's only new rows."""
     ids = _insert_decisions(cfg, store, occ, query, now, outcome="followup")
     if not ids:
-        return
+        return False
     fresh = (
         (Decision.occurrence == occ.id)
         & Decision.id.between(min(ids), max(ids))
@@ -1447,6 +1449,7 @@ def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, tot
     totals["followups"] += _create_followups(
         cfg, store, occ, action, fresh, now, joined=True, premarked=True
     )
+    return True
 
 
 def firing_rule(cfg) -> tuple[str, str, int, date | None] | None:
