@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -33,8 +34,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("SECRET_KEY", "bench-secret")
+TEMP_DIR = None
 if not os.environ.get("DATABASE_URL"):
-    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench_outbox.db"
+    TEMP_DIR = tempfile.mkdtemp()
+    os.environ["DATABASE_URL"] = f"sqlite:///{TEMP_DIR}/bench_outbox.db"
 
 from app import migrate  # noqa: E402
 from app.db import db, init_db  # noqa: E402
@@ -226,4 +229,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if TEMP_DIR:
+            shutil.rmtree(TEMP_DIR, ignore_errors=True)
