@@ -14,7 +14,7 @@ import peewee as pw
 from charset_normalizer import from_bytes
 from flask_babel import lazy_gettext as _l
 
-from app.db import db
+from app.db import db, is_postgres
 from app.models import Staff, Store
 from app.models.events import EVENT_TYPES
 from app.services import cards as card_service
@@ -1119,6 +1119,10 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
         before = _snapshot(state)
         try:
             with db.atomic():
+                if is_postgres():
+                    # Plan each lookup for its own values: a generic plan cached while the
+                    # store was empty keeps scanning the whole table as the import fills it.
+                    db.execute_sql("SET LOCAL plan_cache_mode = force_custom_plan")
                 runner(state, table, begin, end, partial)
                 if state.options.dry_run:
                     raise _Rollback
