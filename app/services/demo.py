@@ -568,8 +568,10 @@ def _work_followups(
         .order_by(FollowUp.due_at, FollowUp.id)
     )
     done = 0
+    left_open: set = set()
     for followup in list(due):
-        if rng.random() < 0.18:
+        if rng.random() < 0.18 or followup.assignee_id not in left_open:
+            left_open.add(followup.assignee_id)  # everyone keeps some overdue work to show
             continue
         store = regions[followup.store_id]
         who = people.get(followup.assignee_id) or managers[followup.store_id]
