@@ -568,3 +568,37 @@ def test_hourly_job_checks_only_pending_templates_of_stores_with_a_waba(app, gra
     assert service.approval(waiting) == "approved"
     assert len(graph.requests) == 1  # the approved one and the store without a WABA: not asked
     assert parse_qs(urlparse(graph.requests[0]["path"]).query)["name"] == ["member_day_reminder"]
+
+
+def test_meta_template_status_webhook_reaches_the_template_only_when_signed(app, client, graph):
+    import hashlib
+    import hmac
+
+    store = whatsapp_store(graph)
+    template = member_day_template(store)
+    change = {
+        "field": "message_template_status_update",
+        "value": {
+            "event": "APPROVED",
+            "message_template_id": 1000,
+            "message_template_name": "member_day_reminder",
+            "message_template_language": "ms",
+            "reason": "NONE",
+        },
+    }
+    raw = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [change]}]})
+    good = "sha256=" + hmac.new(b"wa-app-secret", raw.encode(), hashlib.sha256).hexdigest()
+    bad = "sha256=" + hmac.new(b"someone-else", raw.encode(), hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json"}
+    sig = "X-Hub-Signature-256"
+    assert (
+        client.post("/hooks/whatsapp/kl", data=raw, headers={**headers, sig: bad}).status_code
+        == 401
+    )
+    assert service.variants_of(template)["ms"].wa_status == "pending"
+    assert (
+        client.post("/hooks/whatsapp/kl", data=raw, headers={**headers, sig: good}).status_code
+        == 200
+    )
+    assert service.variants_of(template)["ms"].wa_status == "approved"
+    assert service.variants_of(template)["en"].wa_status == "pending"

@@ -11,7 +11,7 @@ from twilio.request_validator import RequestValidator
 
 from app import clock, csrf
 from app.models import ChannelSetting, Customer, Store
-from app.services import messaging, secrets_box
+from app.services import message_templates, messaging, secrets_box
 from app.services.channels import whatsapp
 from app.services.channels.webhook import verify as verify_webhook
 
@@ -81,6 +81,9 @@ def whatsapp_events(store_key):
     for entry in payload.get("entry") or []:
         for change in entry.get("changes") or []:
             value = change.get("value") or {}
+            if change.get("field") == "message_template_status_update":
+                message_templates.handle_status_webhook(store, value, now)
+                continue
             for status in value.get("statuses") or []:
                 _whatsapp_status(store, status, now)
             for message in value.get("messages") or []:
