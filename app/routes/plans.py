@@ -26,8 +26,8 @@ from app.models import (
     Tag,
 )
 from app.models.events import EVENT_TYPES
+from app.services import assignment, engine, message_templates, permissions, scripts, templates
 from app.services import audience as audience_service
-from app.services import engine, message_templates, permissions, scripts, templates
 from app.services import plans as service
 from app.services.validation import ValidationError
 
@@ -63,6 +63,13 @@ OP_LABELS = {
     "not_in_last_days": _l("not in the last … days"),
     "in_next_days": _l("in the next … days"),
     "this_month": _l("this month"),
+}
+ASSIGNEE_RULE_LABELS = {
+    "default": _l("Assigned staff, else who served last, else in turn"),
+    "last_served": _l("Who served last first"),
+    "round_robin": _l("In turn (round-robin)"),
+    "staff": _l("A fixed staff member"),
+    "manager_queue": _l("Manager's queue"),
 }
 EVENT_LABELS = {
     "purchase": _l("Purchase"),
@@ -407,6 +414,7 @@ def form_from_plan(plan: Plan | None, tpl, store: Store) -> dict:
             "action_kind": action.get("kind", "followup"),
             "channel": action.get("channel") or "",
             "due_in_hours": _as_text(action.get("due_in_hours", 8)),
+            **_assignee_values(action, store),
             "script": "",
             "script_b": "",
             "ab": False,
@@ -453,6 +461,7 @@ def form_from_plan(plan: Plan | None, tpl, store: Store) -> dict:
         "action_kind": action.get("kind", "followup"),
         "channel": action.get("channel") or "",
         "due_in_hours": _as_text(action.get("due_in_hours", 8)),
+        **_assignee_values(action, store),
         "script": variants.get("A") or _pick_text(action.get("script"), store),
         "script_b": variants.get("B", ""),
         "ab": bool(variants),
@@ -461,6 +470,15 @@ def form_from_plan(plan: Plan | None, tpl, store: Store) -> dict:
         "window_days": _as_text(plan.window_days),
         "backfill": plan.backfill,
     }
+
+
+def _assignee_values(action: dict, store: Store) -> dict:
+    """The rule select's value and the fixed staff member's id for the form."""
+    rule, staff = assignment.rule_of(action)
+    if rule == "assigned":
+        rule = "default"
+    fixed = service.store_staff_id(store, staff) if rule == "staff" else None
+    return {"assignee_rule": rule, "assignee": _as_text(fixed or "")}
 
 
 def form_from_request(form, tpl) -> dict:
@@ -480,6 +498,8 @@ def form_from_request(form, tpl) -> dict:
             "action_kind",
             "channel",
             "due_in_hours",
+            "assignee_rule",
+            "assignee",
             "script",
             "script_b",
             "message_template",
@@ -537,6 +557,7 @@ def plan_body(
         "channel": values["channel"] or None,
         "due_in_hours": values["due_in_hours"] or "8",
     }
+    action.update(_assignee_body(values, plan, store))
     text_a, text_b = values["script"].strip(), values["script_b"].strip()
     if values["ab"]:
         action["scripts"] = [{"variant": "A", "text": text_a}, {"variant": "B", "text": text_b}]
@@ -554,6 +575,30 @@ def plan_body(
     data["holdout_percent"] = values["holdout_percent"] or "0"
     data["window_days"] = values["window_days"] or "30"
     return data
+
+
+def _assignee_body(values: dict, plan: Plan | None, store: Store) -> dict:
+    """The action's assignee keys from the form; an unchanged choice keeps its saved form."""
+    rule = values.get("assignee_rule") or "default"
+    chosen = values.get("assignee", "")
+    if plan is not None and _assignee_values(plan.action or {}, store) == {
+        "assignee_rule": rule,
+        "assignee": chosen if rule == "staff" else "",
+    }:
+        return {}
+    if rule != "staff":
+        return {"assignee_rule": rule, "assignee": None}
+    return {"assignee_rule": "staff", "assignee": int(chosen) if chosen.isdigit() else chosen}
+
+
+def _store_staff(store: Store) -> list[Staff]:
+    """The store's active staff, for the fixed-assignee select."""
+    return list(
+        Staff.select(Staff.id, Staff.name)
+        .join(StaffStore, on=(StaffStore.staff == Staff.id))
+        .where((StaffStore.store == store.id) & (Staff.active == True))  # noqa: E712
+        .order_by(Staff.name, Staff.id)
+    )
 
 
 def _errors_by_field(errors: list[dict]) -> dict[str, list[str]]:
@@ -625,6 +670,8 @@ def _form_ctx(store, plan, tpl, values, tree, errors=None):
         event_labels=EVENT_LABELS,
         channels=service.CHANNELS,
         channel_labels=CHANNEL_LABELS,
+        assignee_rule_labels=ASSIGNEE_RULE_LABELS,
+        store_staff=_store_staff(store),
         frequencies=FREQUENCIES,
         weekday_labels=WEEKDAY_LABELS,
         param_labels=PARAM_LABELS,

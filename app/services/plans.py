@@ -15,10 +15,12 @@ from app.models import (
     Occurrence,
     Plan,
     PlanVersion,
+    Staff,
+    StaffStore,
     Store,
 )
 from app.models.events import EVENT_TYPES
-from app.services import audit, engine, message_templates, schedule, scripts, templates
+from app.services import assignment, audit, engine, message_templates, schedule, scripts, templates
 from app.services.validation import Errors, ValidationError, parse_datetime
 
 ACTION_KINDS = ("followup", "message")
@@ -154,9 +156,43 @@ def _custom_trigger(raw, errors: Errors) -> dict | None:
         return None
 
 
-def _action(raw, tpl, errors: Errors, field: str = "action") -> dict:
+def store_staff_id(store: Store, staff) -> int | None:
+    """The id of an active staff member of the store named by id or email, else None."""
+    if isinstance(staff, bool) or staff in (None, ""):
+        return None
+    text = str(staff).strip()
+    who = Staff.id == int(text) if text.isdigit() else Staff.email == text.lower()
+    return (
+        Staff.select(Staff.id)
+        .join(StaffStore, on=(StaffStore.staff == Staff.id))
+        .where(who & (StaffStore.store == store.id) & (Staff.active == True))  # noqa: E712
+        .scalar()
+    )
+
+
+def _assignee_errors(action: dict, store: Store, errors: Errors, field: str) -> None:
+    """Who gets the follow-ups: a known rule; `staff` names an active staff of the store."""
+    rule = action.get("assignee_rule")
+    if rule in (None, ""):
+        return
+    staff = action.get("assignee")
+    rule = str(rule)
+    if rule.startswith("staff:"):
+        rule, staff = "staff", rule[len("staff:") :]
+    if rule not in (*assignment.RULES, "default"):
+        errors.add(
+            f"{field}.assignee_rule",
+            "must be one of default, " + ", ".join(assignment.RULES),
+        )
+    elif rule == "staff" and store_staff_id(store, staff) is None:
+        errors.add(f"{field}.assignee", "must be an active staff member of this plan's store")
+
+
+def _action(raw, tpl, errors: Errors, field: str = "action", store: Store | None = None) -> dict:
     action = dict(tpl.action) if tpl else {"kind": "followup", "due_in_hours": 8}
     action.update(raw or {})
+    if store is not None:
+        _assignee_errors(action, store, errors, field)
     if action.get("kind") not in ACTION_KINDS:
         errors.add(f"{field}.kind", "must be followup or message")
     if action.get("channel") and action["channel"] not in CHANNELS:
@@ -224,7 +260,7 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
         out["audience"] = merged.get("audience")
         out["priority"] = int(merged.get("priority", 50))
     out["action"] = message_templates.resolve_action(
-        store.id, _action(merged.get("action"), tpl, errors), errors
+        store.id, _action(merged.get("action"), tpl, errors, store=store), errors
     )
     if out.get("steps") is not None:
         if not isinstance(out["steps"], list):
@@ -242,7 +278,7 @@ def _normalise(store: Store, data: dict, base: dict | None = None) -> dict:
                         f"steps.{i}.after_days", "must be a whole number of days, at least 0"
                     )
                 if step.get("action"):
-                    _action(step["action"], None, errors, f"steps.{i}.action")
+                    _action(step["action"], None, errors, f"steps.{i}.action", store)
                     if step["action"].get("message_template") not in (None, ""):
                         step["action"] = message_templates.resolve_action(
                             store.id, dict(step["action"]), errors, f"steps.{i}.action"
