@@ -153,6 +153,8 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # Ctrl-C as at a terminal, even when this run itself ignores SIGINT (a background job).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         body = None
