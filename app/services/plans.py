@@ -401,7 +401,8 @@ def update_plan(plan: Plan, data: dict, now: datetime, staff=None) -> Plan:
 
 
 def _snapshot_value(value):
-    return str(value) if isinstance(value, Decimal) else value
+    # PostgreSQL hands back 0.00 for 0: compare the number, not its scale.
+    return str(value.normalize()) if isinstance(value, Decimal) else value
 
 
 def set_status(
