@@ -3,6 +3,8 @@ and follow-up scripts rendered by the database exactly as Python renders them.""
 
 from datetime import date
 
+import pytest
+
 from app.models import (
     Decision,
     Enrollment,
@@ -299,10 +301,9 @@ def test_followup_occurrence_killed_mid_batch_rerun_makes_exactly_the_full_set(a
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "_create_followups", killed_on_the_third_batch)
-    try:
+    with pytest.raises(RuntimeError, match="worker killed"):
         engine.run_due(NOON)
-    except RuntimeError:
-        pass
+    assert calls["n"] == 3
     assert 0 < FollowUp.select().count() < 25
     assert Decision.select().count() == FollowUp.select().count()  # the dead batch left nothing
     monkeypatch.setattr(engine, "_create_followups", real)

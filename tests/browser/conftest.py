@@ -78,3 +78,37 @@ def shoot():
         return path
 
     return take
+
+
+VIEWPORTS = {
+    "desktop": dict(viewport={"width": 1280, "height": 860}),
+    "phone": dict(
+        viewport={"width": 360, "height": 640},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    ),
+}
+
+
+@pytest.fixture
+def open_page(browser, live_server):
+    """Pages in fresh contexts of a given size ("desktop" or "phone"), reaching only the live server."""
+    contexts = []
+
+    def make(size: str):
+        context = browser.new_context(base_url=live_server, locale="en-GB", **VIEWPORTS[size])
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url.startswith(live_server) else route.abort()
+            ),
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -7,42 +7,10 @@ import pytest
 from app import clock
 from app.models import ContactLog, FollowUp, Plan, Visit
 from app.services import reports
-from tests.factories import PASSWORD, make_customer, make_staff, make_store
+from tests.browser.helpers import no_horizontal_scroll, sign_in
+from tests.factories import make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
-
-VIEWPORTS = {
-    "desktop": dict(viewport={"width": 1280, "height": 860}),
-    "phone": dict(
-        viewport={"width": 360, "height": 640},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    ),
-}
-
-
-@pytest.fixture
-def open_page(browser, live_server):
-    """Pages in fresh contexts of a given size, reaching only the live server."""
-    contexts = []
-
-    def make(size: str):
-        context = browser.new_context(base_url=live_server, locale="en-GB", **VIEWPORTS[size])
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_() if route.request.url.startswith(live_server) else route.abort()
-            ),
-        )
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
@@ -93,18 +61,6 @@ def salon(csrf_app):
             )
     reports.attribute_returns(store)  # the visits above were written directly, not as events
     return store, farah, aisyah, mei
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_load_state("networkidle")
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])

@@ -3,6 +3,7 @@
 import pytest
 
 from app.models import Customer
+from tests.browser.helpers import no_horizontal_scroll
 from tests.factories import PASSWORD, make_staff, make_store
 
 pytestmark = pytest.mark.browser
@@ -13,10 +14,6 @@ CSV = (
     "Nurul Aisyah binti Ahmad,0134445555,,Silver\n"
     "Broken,12,,\n"
 )
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_manager_imports_a_csv_on_a_phone(phone, csrf_app, shoot, tmp_path):

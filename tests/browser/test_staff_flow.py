@@ -18,8 +18,8 @@ from app.models import (
     Plan,
     Tag,
 )
-from tests.browser.helpers import htmx_idle
-from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
+from tests.browser.helpers import htmx_idle, no_horizontal_scroll, sign_in
+from tests.factories import make_card, make_customer, make_staff, make_store
 
 pytestmark = pytest.mark.browser
 
@@ -60,18 +60,6 @@ def salon(csrf_app):
     overdue = make_followup(store, xiaohong, aisyah, now - timedelta(days=1), expiry, SCRIPT)
     make_followup(store, nurul, aisyah, now + timedelta(minutes=5), second, "Hi Nurul, come back?")
     return store, aisyah, xiaohong, overdue
-
-
-def sign_in(page, email, landing="**/today"):
-    page.goto("/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(landing)
-
-
-def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_employee_logs_no_answer_undoes_then_books_from_today(phone, salon, shoot):
