@@ -142,7 +142,7 @@ def customer_match(q: str, region: str):
             try:
                 return Customer.phone == customer_service.normalize_phone(q, region)
             except ValueError:
-                pass
+                pass  # not a whole number of this region: search it as a fragment below
         return Customer.phone.contains(digits.lstrip("0") or digits)
     return Customer.name.contains(q)
 
