@@ -138,3 +138,21 @@ def csrf_app(schema):
     )
     with _database.connection_context():
         yield application
+
+
+@pytest.fixture
+def in_app_context(app):
+    """Run the test inside the app's context (services read SECRET_KEY and PUBLIC_URL from it);
+    modules that need it say `pytestmark = pytest.mark.usefixtures("in_app_context")`."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def wa():
+    """A local WhatsApp Cloud API server speaking the documented protocol."""
+    from tests.stubs import WhatsAppStub
+
+    stub = WhatsAppStub()
+    yield stub
+    stub.close()

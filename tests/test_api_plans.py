@@ -6,7 +6,7 @@ import pytest
 
 from app import clock
 from app.models import ContactLog, FollowUp, Message, Plan, Visit
-from app.services import tokens
+from app.services import schedule, tokens
 from tests.factories import make_customer
 from tests.test_api import Api, assert_problem
 from tests.world import build_world
@@ -129,6 +129,7 @@ def test_audience_count_uses_the_body_or_the_plans_own(api_a, api_b, world):
 
 def test_summary_report_counts_followups_outcomes_returns_and_messages(api_a, world):
     now = clock.now()
+    today = schedule.local_date(now, world.store_a.timezone)
     fu = FollowUp.get_by_id(world.followup_a.id)
     fu.status, fu.outcome, fu.completed_at, fu.open_customer = (
         "done",
@@ -176,8 +177,9 @@ def test_summary_report_counts_followups_outcomes_returns_and_messages(api_a, wo
     resp = api_a.get(
         "/api/v1/reports/summary",
         query_string={
-            "from": (now - timedelta(days=10)).date().isoformat(),
-            "to": now.date().isoformat(),
+            # The report's days are the store's (Kuala Lumpur, UTC+8), not UTC's.
+            "from": (today - timedelta(days=10)).isoformat(),
+            "to": today.isoformat(),
         },
     )
     assert resp.status_code == 200, resp.get_json()

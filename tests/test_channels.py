@@ -27,12 +27,8 @@ from tests.messaging_helpers import (
 )
 from tests.stubs import LineStub, SmtpSink, TwilioStub, WebhookReceiver
 
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    """Services read SECRET_KEY from the running app, as in a request or a CLI command."""
-    with app.app_context():
-        yield
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ from app.services import message_templates as service
 from app.services import messaging, plans, scheduler
 from app.services.validation import ValidationError
 from tests.factories import login, make_customer, make_staff, make_store, utc
-from tests.stubs import StubServer, WhatsAppStub
+from tests.stubs import StubServer
+
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 HX = {"HX-Request": "true"}
 NOW = utc(2026, 12, 1, 4, 0)
@@ -61,23 +64,9 @@ class GraphTemplates(StubServer):
         return 200, {}, body
 
 
-@pytest.fixture(autouse=True)
-def app_context(app):
-    """Credentials are sealed with the app's key: set them up inside its context."""
-    with app.app_context():
-        yield
-
-
 @pytest.fixture
 def graph():
     stub = GraphTemplates()
-    yield stub
-    stub.close()
-
-
-@pytest.fixture
-def wa():
-    stub = WhatsAppStub()
     yield stub
     stub.close()
 

@@ -25,21 +25,10 @@ from tests.messaging_helpers import (
     setup_line,
     setup_whatsapp,
 )
-from tests.stubs import LineStub, WhatsAppStub
+from tests.stubs import LineStub
 
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    """Services read SECRET_KEY from the running app, as in a request or a CLI command."""
-    with app.app_context():
-        yield
-
-
-@pytest.fixture
-def wa():
-    stub = WhatsAppStub()
-    yield stub
-    stub.close()
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 
 @pytest.fixture

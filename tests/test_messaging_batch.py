@@ -12,11 +12,8 @@ from tests.factories import make_store
 from tests.messaging_helpers import NOW, consenting_customer, queue, setup_webhook
 from tests.stubs import WebhookReceiver
 
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 
 @pytest.fixture

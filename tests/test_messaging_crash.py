@@ -15,11 +15,14 @@ from tests.factories import make_store
 from tests.messaging_helpers import NOW, consenting_customer, queue, setup_line, setup_whatsapp
 from tests.stubs import LineStub, WhatsAppStub
 
+pytestmark = pytest.mark.usefixtures("in_app_context")
+
 SENDER = """
 import sys
 from datetime import datetime, timedelta
 from app import create_app
 from app.services import messaging
+
 now = datetime.fromisoformat(sys.argv[1])
 app = create_app()
 with app.app_context():
@@ -27,12 +30,6 @@ with app.app_context():
         print(messaging.reconcile(now), flush=True)
     print(messaging.send_due(now), flush=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
 
 
 def _sender(app, now, mode):

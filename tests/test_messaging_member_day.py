@@ -8,23 +8,12 @@ from app.models import Consent, Message
 from app.services import plans, scheduler
 from tests.factories import make_customer, make_store, utc
 from tests.messaging_helpers import setup_whatsapp
-from tests.stubs import WhatsAppStub
+
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 CREATED = utc(2026, 12, 1, 2, 0)
 EVE_10AM = utc(2026, 12, 17, 2, 0)  # 17 December, 10:00 in Kuala Lumpur
-
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
-
-
-@pytest.fixture
-def wa():
-    stub = WhatsAppStub()
-    yield stub
-    stub.close()
 
 
 def _customer(store, name, phone, whatsapp):

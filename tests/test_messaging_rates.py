@@ -10,7 +10,10 @@ from app.models import ChannelSetting, Message
 from app.services import messaging
 from tests.factories import login, make_staff, make_store
 from tests.messaging_helpers import NOW, consenting_customer, queue, setup_sms
-from tests.stubs import TwilioStub, WhatsAppStub
+from tests.stubs import TwilioStub
+
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 
 class FakeClock:
@@ -26,19 +29,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.t += seconds
-
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
-
-
-@pytest.fixture
-def wa():
-    stub = WhatsAppStub()
-    yield stub
-    stub.close()
 
 
 def _whatsapp_with_defaults(store, stub):

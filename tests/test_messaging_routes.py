@@ -21,23 +21,12 @@ from tests.messaging_helpers import (
     setup_webhook,
     setup_whatsapp,
 )
-from tests.stubs import LineStub, TwilioStub, WebhookReceiver, WhatsAppStub
+from tests.stubs import LineStub, TwilioStub, WebhookReceiver
+
+# Services read SECRET_KEY from the running app, as in a request or a CLI command.
+pytestmark = pytest.mark.usefixtures("in_app_context")
 
 STOP_WORDS = ["STOP", "退订", "退訂", "ยกเลิก", "BERHENTI"]
-
-
-@pytest.fixture(autouse=True)
-def app_context(app):
-    """Services read SECRET_KEY from the running app, as in a request or a CLI command."""
-    with app.app_context():
-        yield
-
-
-@pytest.fixture
-def wa():
-    stub = WhatsAppStub()
-    yield stub
-    stub.close()
 
 
 def _sent_whatsapp(store, wa, customer):

@@ -18,6 +18,7 @@ from app.models import (
     Plan,
     StaffLeave,
 )
+from app.services import schedule
 from app.services.followups import PAGE_SIZE
 from tests.factories import login, make_card, make_customer, make_staff, make_store
 
@@ -306,7 +307,7 @@ def test_leave_page_records_days_off_and_hands_work_over(app, shop):
     mei = make_staff("employee", [store], name="Mei")
     client = signed_in(app, aisyah)
     assert "<html" in client.get("/leave").get_data(as_text=True)
-    today = clock.now().date().isoformat()
+    today = schedule.local_date(clock.now(), store.timezone).isoformat()  # the store's today
     resp = client.post("/leave", data={"starts_on": today, "ends_on": today}, headers=HX)
     body = resp.get_data(as_text=True)
     assert resp.status_code == 200 and body.startswith('<div id="leave"')
