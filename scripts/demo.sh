@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export REVISIT_INSECURE_COOKIES=1
+# Links in messages (client page, unsubscribe) point at this very server.
+export REVISIT_PUBLIC_URL="${REVISIT_PUBLIC_URL:-http://${HOST:-127.0.0.1}:${PORT:-5000}}"
 .venv/bin/revisit init
 if [ ! -f instance/.demo-loaded ]; then
   .venv/bin/revisit demo --customers "${DEMO_CUSTOMERS:-2000}" | tee instance/demo-logins.txt

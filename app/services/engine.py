@@ -43,7 +43,7 @@ from app.models import (
     Visit,
     WhyLog,
 )
-from app.services import assignment, schedule, scripts, templates
+from app.services import assignment, loyalty, schedule, scripts, templates
 
 log = logging.getLogger(__name__)
 
@@ -847,7 +847,19 @@ def _contexts(cfg, store, occ, rows, cards, now, staff_names=None):
     tpl = _template(cfg)
     action = step_action(cfg, occ.step)
     out = []
+    picked = []
     for row in rows:
+        loc = row[6] or store.locale
+        text = _pick_script(
+            _script_for(cfg, occ.step, action, row[3], row[4], tpl), loc, store.locale
+        )
+        picked.append((row, loc, text))
+    loyal = {}
+    if any(_uses_loyalty(text) for _row, _loc, text in picked):
+        loyal = loyalty.script_fields(
+            store, [(row[1], row[8], loc) for row, loc, _text in picked], now
+        )
+    for row, loc, script in picked:
         did, cid, dk, branch, variant, name, locale, source, points, visits, last_visit = row[:11]
         last_day = schedule.local_date(last_visit, tz) if last_visit else None
         ctx = {
@@ -866,12 +878,16 @@ def _contexts(cfg, store, occ, rows, cards, now, staff_names=None):
             ctx.update(cards.get(int(dk.split(":")[1]), {}))
         if staff_names is not None:
             ctx["staff_name"] = staff_names.get(cid)
-        loc = locale or store.locale
-        script = _pick_script(
-            _script_for(cfg, occ.step, action, branch, variant, tpl), loc, store.locale
-        )
+        ctx.update(loyal.get(cid, {}))
         out.append((row, scripts.render(script, ctx, loc)))
     return out
+
+
+def _uses_loyalty(script: str) -> bool:
+    return any(
+        isinstance(part, tuple) and part[0] in scripts.LOYALTY_VARIABLES
+        for part in scripts.compile_script(script)
+    )
 
 
 def _reason_text(cfg, row) -> str:

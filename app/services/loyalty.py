@@ -26,6 +26,7 @@ from app.models import (
     Store,
 )
 from app.services import customers as customer_service
+from app.services.scripts import N_, translate
 
 log = logging.getLogger(__name__)
 
@@ -844,6 +845,83 @@ def reminder_context(customer: Customer, now: datetime) -> dict:
         "portal_path": path,
         "portal_url": _external_url(path),
     }
+
+
+NOTHING_YET = N_("nothing yet")
+EVERY_REWARD = N_("every reward is yours to take")
+NEXT_REWARD = N_("%(reward)s, %(n)s points to go")
+
+
+def _taken_text(taken: list[tuple[str, int]], locale: str) -> str:
+    if not taken:
+        return translate(locale, NOTHING_YET)
+    return ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in taken)
+
+
+def script_fields(store: Store, rows: list[tuple[int, int, str]], now: datetime) -> dict:
+    """The loyalty variables of many customers' scripts at once, keyed by customer id; rows are
+    (customer id, points, locale). A few queries per 500 customers, however many rewards:
+    the points reminder's four items (seed 001) and the link to the client's own page."""
+    rewards = [r for r in rewards_for(store) if r.stock is None or r.stock > 0]
+    out: dict[int, dict] = {}
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        ids = [cid for cid, _points, _loc in chunk]
+        taken: dict[int, list] = {}
+        for cid, name, n in (
+            Coupon.select(Coupon.customer, Reward.name, pw.fn.COUNT(Coupon.id))
+            .join(Reward)
+            .where(Coupon.customer.in_(ids) & Coupon.status.in_(("active", "used")))
+            .group_by(Coupon.customer, Reward.name)
+            .order_by(Coupon.customer, pw.fn.COUNT(Coupon.id).desc(), Reward.name)
+            .tuples()
+        ):
+            taken.setdefault(cid, []).append((name, int(n)))
+        keys = _portal_secrets(ids)
+        for cid, points, loc in chunk:
+            points = int(points or 0)
+            within = [r.name for r in rewards if r.points_price <= points]
+            ahead = next((r for r in rewards if r.points_price > points), None)
+            if ahead is not None:
+                next_text = translate(
+                    loc, NEXT_REWARD, reward=ahead.name, n=ahead.points_price - points
+                )
+            else:
+                next_text = translate(loc, EVERY_REWARD) if rewards else ""
+            token = _portal_serializer(Customer(id=cid, portal_secret=keys[cid]), now).dumps(cid)
+            out[cid] = {
+                "next_reward": next_text,
+                "points_to_next_reward": ahead.points_price - points if ahead else None,
+                "rewards_within_reach": ", ".join(within) or translate(loc, NOTHING_YET),
+                "redeemed_so_far": _taken_text(taken.get(cid, []), loc),
+                "points_link": f"{_public_url()}/p/{token}",
+            }
+    return out
+
+
+def _portal_secrets(ids: list[int]) -> dict[int, str]:
+    """Each customer's portal secret, giving one (in one statement) to those who have none."""
+    have = dict(
+        Customer.select(Customer.id, Customer.portal_secret).where(Customer.id.in_(ids)).tuples()
+    )
+    missing = [cid for cid, key in have.items() if not key]
+    if missing:
+        fresh = {cid: secrets.token_hex(16) for cid in missing}
+        Customer.update(
+            portal_secret=pw.Case(Customer.id, [(cid, key) for cid, key in fresh.items()])
+        ).where(Customer.id.in_(missing) & Customer.portal_secret.is_null()).execute()
+        have.update(
+            Customer.select(Customer.id, Customer.portal_secret)
+            .where(Customer.id.in_(missing))
+            .tuples()
+        )
+    return have
+
+
+def _public_url() -> str:
+    from app.services.messaging import public_url
+
+    return public_url()
 
 
 def _external_url(path: str) -> str:

@@ -10,10 +10,12 @@ import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations, Translations
 
 VARIABLES = [
     "name",
@@ -31,7 +33,21 @@ VARIABLES = [
     "staff_name",
     "source",
     "next_reward",
+    "points_to_next_reward",
+    "rewards_within_reach",
+    "redeemed_so_far",
+    "points_link",
 ]
+# Variables only the loyalty programme can fill (services.loyalty.script_fields).
+LOYALTY_VARIABLES = frozenset(
+    {
+        "next_reward",
+        "points_to_next_reward",
+        "rewards_within_reach",
+        "redeemed_so_far",
+        "points_link",
+    }
+)
 _KNOWN = frozenset(VARIABLES)
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 LOCALES = ("en", "zh_Hans", "zh_Hant", "th", "ms")
@@ -42,6 +58,26 @@ def babel_locale(locale: str | None) -> str:
     """The Babel locale for one of ours (zh_Hans → zh_Hans_CN); unknown ones fall back to en."""
     raw = (locale or "en").replace("-", "_")
     return _BABEL_LOCALES.get(raw, raw)
+
+
+def N_(text: str) -> str:
+    """Mark message text for the catalogue; `translate` fills it in a recipient's language."""
+    return text
+
+
+@lru_cache(maxsize=16)
+def _catalogue(locale: str):
+    if locale.split("_")[0] == "en":
+        return NullTranslations()
+    folder = Path(__file__).resolve().parent.parent / "translations"
+    return Translations.load(str(folder), [locale])
+
+
+def translate(locale: str | None, text: str, **values) -> str:
+    """`text` (marked with N_) in a recipient's language, without needing a request: the
+    worker renders messages for customers who each have their own language."""
+    out = _catalogue((locale or "en").replace("-", "_")).gettext(text)
+    return out % values if values else out
 
 
 @lru_cache(maxsize=4096)
@@ -163,6 +199,15 @@ def context_for(customer, store, plan=None, card=None, event=None, staff=None, n
         context["member_day"] = _next_member_day(
             int(plan.params["day_of_month"]), now.astimezone(tz).date()
         )
+    from app import clock
+    from app.services import loyalty  # loyalty renders its phrases with translate() above
+
+    locale = customer.locale or store.locale
+    context.update(
+        loyalty.script_fields(store, [(customer.id, customer.points, locale)], now or clock.now())[
+            customer.id
+        ]
+    )
     if card is not None:
         context.update(
             card_name=card.product.name,

@@ -160,14 +160,23 @@ SERVICE_PROMO = {
     "pelanggan setia. Balas untuk menempah.",
 }
 POINTS_REMINDER = {
-    "en": "Hi {first_name}, you have {points} points at {store_name}. Use them on your next "
-    "visit — we look forward to seeing you!",
-    "zh_Hans": "{first_name}您好,您在{store_name}的积分余额为{points}分,下次到店即可使用,期待您的光临!",
-    "zh_Hant": "{first_name}您好,您在{store_name}的積分餘額為{points}點,下次到店即可使用,期待您的光臨!",
+    # Seed 001's four items: the balance, rewards within reach, points to the next reward and
+    # what was taken so far; then the link to the client's own page.
+    "en": "Hi {first_name}, you have {points} points at {store_name}. Rewards you can take now: "
+    "{rewards_within_reach}. Next reward: {next_reward}. Taken so far: {redeemed_so_far}. "
+    "See your points and take a reward: {points_link}",
+    "zh_Hans": "{first_name}您好,您在{store_name}的积分余额为{points}分。现在可兑换:"
+    "{rewards_within_reach}。下一个奖励:{next_reward}。已兑换:{redeemed_so_far}。"
+    "查看积分并兑换奖励:{points_link}",
+    "zh_Hant": "{first_name}您好,您在{store_name}的積分餘額為{points}點。現在可兌換:"
+    "{rewards_within_reach}。下一個獎勵:{next_reward}。已兌換:{redeemed_so_far}。"
+    "查看積分並兌換獎勵:{points_link}",
     "th": "สวัสดีค่ะคุณ{first_name} คุณมีคะแนนสะสม {points} คะแนนที่ {store_name} "
-    "ใช้ได้ในการมาใช้บริการครั้งถัดไป แล้วพบกันนะคะ",
-    "ms": "Hai {first_name}, anda mempunyai {points} mata di {store_name}. Gunakannya pada "
-    "lawatan seterusnya — kami menantikan kedatangan anda!",
+    "ของรางวัลที่แลกได้ตอนนี้: {rewards_within_reach} รางวัลถัดไป: {next_reward} "
+    "ที่แลกไปแล้ว: {redeemed_so_far} ดูคะแนนและแลกของรางวัลได้ที่ {points_link}",
+    "ms": "Hai {first_name}, anda mempunyai {points} mata di {store_name}. Ganjaran yang boleh "
+    "ditebus sekarang: {rewards_within_reach}. Ganjaran seterusnya: {next_reward}. Telah "
+    "ditebus setakat ini: {redeemed_so_far}. Lihat mata anda dan tebus ganjaran: {points_link}",
 }
 
 
