@@ -118,3 +118,17 @@ def test_customers_without_points_get_no_reminder(shop):
     _first_run(shop)
 
     assert not FollowUp.select().where(FollowUp.customer == empty.id).exists()
+
+
+def test_plan_preview_shows_the_same_filled_in_reminder(shop):
+    saver = _member(shop, "Siti Aminah", 450)
+    plan = _plan(shop, {"kind": "followup"})
+
+    rows = plans.preview(plan, utc(2026, 11, 2, 3, 0))
+
+    text = dict((c.id, t) for c, t in rows)[saver.id]
+    assert "you have 450 points" in text
+    assert "Rewards you can take now: Free coffee, Free hair mask." in text
+    assert "Next reward: Free haircut, 350 points to go." in text
+    assert "Taken so far: nothing yet." in text
+    assert "/p/" in text

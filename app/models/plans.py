@@ -97,9 +97,13 @@ class Enrollment(BaseModel):
 class Decision(BaseModel):
     """What a plan decided for one customer in one occurrence; the exactly-once key."""
 
-    plan = pw.ForeignKeyField(Plan, backref="decisions", on_delete="CASCADE")
-    occurrence = pw.ForeignKeyField(Occurrence, backref="decisions", on_delete="CASCADE")
-    customer = pw.ForeignKeyField(Customer, backref="decisions", on_delete="CASCADE")
+    # No single-column indexes: each column leads a composite index below (fewer index writes
+    # per decision; migration 0011).
+    plan = pw.ForeignKeyField(Plan, backref="decisions", on_delete="CASCADE", index=False)
+    occurrence = pw.ForeignKeyField(
+        Occurrence, backref="decisions", on_delete="CASCADE", index=False
+    )
+    customer = pw.ForeignKeyField(Customer, backref="decisions", on_delete="CASCADE", index=False)
     step = pw.SmallIntegerField(default=0)
     dedupe_key = pw.CharField(max_length=80)
     outcome = pw.CharField(
@@ -126,7 +130,8 @@ class Decision(BaseModel):
 class WhyLog(BaseModel):
     """A timeline entry for every plan decision about a customer."""
 
-    customer = pw.ForeignKeyField(Customer, backref="why_log", on_delete="CASCADE")
+    # (customer, at) serves every lookup by customer (migration 0011).
+    customer = pw.ForeignKeyField(Customer, backref="why_log", on_delete="CASCADE", index=False)
     plan = pw.ForeignKeyField(Plan, null=True, on_delete="CASCADE")
     occurrence = pw.ForeignKeyField(Occurrence, null=True, on_delete="CASCADE")
     kind = pw.CharField(max_length=16)  # created | withdrawn | deferred | skipped | held_out
