@@ -1,6 +1,7 @@
 """Jinja filters and globals: dates, money and numbers in the viewer's locale."""
 
 from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import g, request, url_for
@@ -35,14 +36,14 @@ def fmt_date(value: date | datetime | None, fmt: str = "medium", tz: str | None 
 
 
 def fmt_money(value, currency: str | None = None) -> str:
-    """Money in the viewer's locale, with the currency symbol."""
-    from babel.numbers import format_currency
+    """Money in the viewer's locale, with the symbol the currency has at home (RM, ฿)."""
+    from app.services.scripts import format_money
 
     if value is None:
         return ""
     store = getattr(g, "store", None)
     currency = currency or (store.currency if store is not None else "MYR")
-    return format_currency(value, currency, locale=str(get_locale() or "en"))
+    return format_money(Decimal(str(value)), currency, str(get_locale() or "en"))
 
 
 def fmt_number(value) -> str:

@@ -8,7 +8,20 @@ from app.services import scripts
 
 def test_known_variables_are_filled_and_money_uses_store_currency():
     ctx = {"first_name": "Siti", "balance": Decimal("500"), "_currency": "MYR"}
-    assert scripts.render("Hi {first_name}, {balance} left", ctx, "en") == "Hi Siti, MYR500.00 left"
+    assert scripts.render("Hi {first_name}, {balance} left", ctx, "en") == "Hi Siti, RM500.00 left"
+
+
+def test_money_carries_the_symbol_clients_know_in_every_language():
+    """CLDR writes "MYR540.00" in English and Chinese; a Kuala Lumpur client reads "RM"."""
+    amount = Decimal("1540.5")
+    assert scripts.format_money(amount, "MYR", "en") == "RM1,540.50"
+    assert scripts.format_money(amount, "MYR", "zh_Hans") == "RM1,540.50"
+    assert scripts.format_money(amount, "MYR", "ms") == "RM1,540.50"
+    assert scripts.format_money(amount, "THB", "th") == "฿1,540.50"
+    assert scripts.format_money(amount, "THB", "en") == "฿1,540.50"
+    assert scripts.format_money(Decimal("-20"), "MYR", "en") == "-RM20.00"
+    assert scripts.format_money(amount, "EUR", "ms") == "€1,540.50"
+    assert scripts.format_money(amount, "XTS", "en") == "XTS1,540.50"  # no symbol known: the code
 
 
 def test_unknown_placeholder_stays_visible_and_missing_value_renders_empty():

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 from babel.support import NullTranslations, Translations
 
 VARIABLES = [
@@ -103,9 +103,34 @@ def compile_script(script: str) -> tuple:
     return tuple(parts)
 
 
+@lru_cache(maxsize=64)
+def home_symbol(currency: str) -> str:
+    """The symbol a currency has where it is spent (MYR → RM, THB → ฿), from CLDR; the code
+    itself when CLDR knows none."""
+    from babel.core import Locale, get_global
+
+    for territory, currencies in get_global("territory_currencies").items():
+        if any(c[0] == currency and c[2] is None and c[3] for c in currencies):
+            try:
+                symbol = get_currency_symbol(currency, Locale.parse(f"und_{territory}"))
+            except (ValueError, LookupError):
+                continue
+            if symbol != currency:
+                return symbol
+    return currency
+
+
 @lru_cache(maxsize=65536)
-def _money(amount: Decimal, currency: str, locale: str) -> str:
-    return format_currency(amount, currency, locale=babel_locale(locale))
+def format_money(amount: Decimal, currency: str, locale: str | None) -> str:
+    """Money in a locale's number format with the currency's usual symbol: "RM540.00" for a
+    Kuala Lumpur salon in English or Chinese, where CLDR alone would write "MYR540.00"."""
+    text = format_currency(amount, currency, locale=babel_locale(locale))
+    if currency and currency in text:
+        text = text.replace(currency, home_symbol(currency))
+    return text
+
+
+_money = format_money
 
 
 @lru_cache(maxsize=65536)
