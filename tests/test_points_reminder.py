@@ -132,3 +132,42 @@ def test_plan_preview_shows_the_same_filled_in_reminder(shop):
     assert "Next reward: Free haircut, 350 points to go." in text
     assert "Taken so far: nothing yet." in text
     assert "/p/" in text
+
+
+def test_every_28_days_means_every_28_days_from_the_day_it_was_switched_on(shop):
+    """Switched on at 09:00 on 2 November (before its 10:00 hour): 2 November, 30 November,
+    28 December — not a day early and never on two days running."""
+    from app.models import Occurrence
+
+    _member(shop, "Siti Aminah", 300)
+    plan = _plan(shop, {"kind": "followup"})
+    for step in range(0, 60 * 4):
+        scheduler.tick(CREATED + timedelta(hours=6 * step))
+    fired = [
+        o.scheduled_for
+        for o in Occurrence.select().where(Occurrence.plan == plan.id).order_by(Occurrence.id)
+    ]
+    assert fired == [utc(2026, 11, 2, 3), utc(2026, 11, 30, 3), utc(2026, 12, 28, 3)]
+
+
+def test_migration_0012_moves_an_interval_plan_back_onto_its_phase(shop):
+    """A plan whose next firing was computed a day early (before the fix) is put right."""
+    import importlib.util
+
+    from app import clock, migrate
+    from app.db import db
+    from app.models import Plan
+
+    plan = _plan(shop, {"kind": "followup"})
+    anchor = plan.schedule["anchor"]  # 2 November
+    Plan.update(next_run_at=utc(2026, 11, 29, 3)).where(Plan.id == plan.id).execute()
+    spec = importlib.util.spec_from_file_location(
+        "m0012", migrate.MIGRATIONS / "0012_interval_plan_phase.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.up(None, db)
+    fixed = Plan.get_by_id(plan.id).next_run_at
+    assert anchor == "2026-11-02"
+    assert fixed > clock.now() and (fixed.date() - utc(2026, 11, 2).date()).days % 28 == 0
+    assert fixed.hour == 3  # 10:00 in Bangkok

@@ -60,6 +60,29 @@ def test_interval_rule_keeps_its_phase_from_the_anchor():
     assert first == utc(2026, 2, 26, 10)  # 1 Jan + 56 days
 
 
+def test_interval_plan_switched_on_this_morning_starts_today_and_keeps_its_phase():
+    """Every 28 days at 10:00, switched on at 05:16 in Kuala Lumpur on 2 December: 2 December,
+    30 December, 27 January; never a day early, never two days running."""
+    rule, tz, anchor = schedule.daily_rule(28), "Asia/Kuala_Lumpur", date(2026, 12, 2)
+    switched_on = utc(2026, 12, 1, 21, 16)
+    first = schedule.next_run(rule, "10:00", tz, switched_on, anchor=anchor)
+    assert first == utc(2026, 12, 2, 2)
+    second = schedule.next_run(rule, "10:00", tz, first, anchor=anchor)
+    assert second == utc(2026, 12, 30, 2)
+    assert schedule.next_run(rule, "10:00", tz, second, anchor=anchor) == utc(2027, 1, 27, 2)
+    assert firings(rule, "10:00", tz, switched_on, 3, anchor=anchor) == [
+        first,
+        second,
+        utc(2027, 1, 27, 2),
+    ]
+
+
+def test_interval_plan_switched_on_after_its_hour_starts_one_interval_later():
+    rule, tz, anchor = schedule.daily_rule(28), "Asia/Kuala_Lumpur", date(2026, 12, 2)
+    evening = utc(2026, 12, 2, 12)  # 20:00 local, after 10:00
+    assert schedule.next_run(rule, "10:00", tz, evening, anchor=anchor) == utc(2026, 12, 30, 2)
+
+
 def test_next_run_is_strictly_after_the_given_instant():
     rule = schedule.daily_rule()
     assert schedule.next_run(rule, "10:00", "UTC", utc(2026, 5, 1, 10)) == utc(2026, 5, 2, 10)

@@ -103,10 +103,13 @@ def _strip(rule: str) -> str:
 
 
 def _days(rule: str, anchor: date, start: date) -> Iterator[date]:
-    """Rule dates on or after `start`, counted from `anchor` (which sets INTERVAL phases)."""
-    dtstart = datetime.combine(min(anchor, start), time())
+    """Rule dates on or after `start`, counted from `anchor` (which sets INTERVAL phases: an
+    every-28-days plan switched on today fires today, in 28 days, … — never from a day that
+    merely happens to precede the anchor, which would shift its phase)."""
+    dtstart = datetime.combine(anchor, time())
     recurrence = rrulestr(_strip(rule), dtstart=dtstart)
-    for occurrence in recurrence.xafter(datetime.combine(start, time()), count=_MAX_SCAN, inc=True):
+    first = datetime.combine(max(anchor, start), time())
+    for occurrence in recurrence.xafter(first, count=_MAX_SCAN, inc=True):
         yield occurrence.date()
 
 
