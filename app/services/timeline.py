@@ -1,9 +1,11 @@
 """One customer's history, newest first: visits, purchases, cards, follow-ups, messages, plans."""
 
 import heapq
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask_babel import gettext as _
 from peewee import JOIN
 
 from app.models import (
@@ -168,12 +170,65 @@ def _decisions(customer: Customer, limit: int):
         .limit(limit)
     )
     for w in query:
+        decision, detail = why_text(w.kind, w.detail)
         yield Entry(
             w.at,
             "why",
             w.id,
-            {"decision": w.kind, "detail": w.detail, "plan": w.plan.name if w.plan_id else ""},
+            {"decision": decision, "detail": detail, "plan": w.plan.name if w.plan_id else ""},
         )
+
+
+# What the engine stores in a why-log entry is English (it is the audit trail); staff read it
+# in their own language: each known wording maps to its catalogue text.
+_EVENT_REASON = re.compile(r"^(came back|used the card|booked an appointment|topped up) \(")
+_BUDGET = re.compile(r"^over the contact budget \((\d+) (followup|message)s per (\d+) days\)$")
+_NO_ADDRESS = re.compile(r"^no consent or no address for (.+)$")
+_STEP = re.compile(r"^step (\d+) withdrawn: came back or booked since step (\d+)$")
+
+
+def _event_reason(reason: str) -> str:
+    return {
+        "came back": _("came back"),
+        "used the card": _("used the card"),
+        "booked an appointment": _("booked an appointment"),
+        "topped up": _("topped up"),
+    }[reason]
+
+
+def why_text(kind: str, detail: str) -> tuple[str, str]:
+    """(decision kind, detail in the viewer's language) of a why-log entry. A contact made
+    needs no detail (the plan is named beside it); unknown wording is shown as stored."""
+    detail = detail or ""
+    if kind == "created":
+        return ("message" if detail.startswith("message queued") else "created"), ""
+    fixed = {
+        "held out to measure the plan": _("held out to measure the plan"),
+        "opted out": _("opted out"),
+        "already qualified when the plan was switched on (no back-fill)": _(
+            "already qualified when the plan was switched on (no back-fill)"
+        ),
+    }
+    if detail in fixed:
+        return kind, fixed[detail]
+    if match := _EVENT_REASON.match(detail):
+        return kind, _event_reason(match.group(1))
+    if match := _BUDGET.match(detail):
+        n, what, days = int(match.group(1)), match.group(2), int(match.group(3))
+        if what == "message":
+            text = _("over the contact budget (%(n)s messages per %(days)s days)", n=n, days=days)
+        else:
+            text = _("over the contact budget (%(n)s follow-ups per %(days)s days)", n=n, days=days)
+        return kind, text
+    if match := _NO_ADDRESS.match(detail):
+        return kind, _("no consent or no address for %(channels)s", channels=match.group(1))
+    if match := _STEP.match(detail):
+        return kind, _(
+            "step %(n)s withdrawn: came back or booked since step %(m)s",
+            n=match.group(1),
+            m=match.group(2),
+        )
+    return kind, detail
 
 
 SOURCES = (_visits, _events, _card_movements, _followups, _contacts, _messages, _decisions)

@@ -1,0 +1,79 @@
+"""The why-log on a client's profile reads in the staff member's language, whatever the engine
+wrote (it stores English as the audit trail)."""
+
+import pytest
+from flask_babel import force_locale
+
+from app.models import Consent, WhyLog
+from app.services import engine, plans
+from app.services.timeline import why_text
+from tests.factories import login, make_customer, make_staff, make_store, utc
+
+
+@pytest.fixture
+def store(app):
+    return make_store("kl", name="Bunga Beauty KL", timezone="Asia/Kuala_Lumpur", locale="ms")
+
+
+def _run_member_day(store, holdout=0):
+    plans.create_plan(
+        store,
+        {
+            "template": "member_day",
+            "name": "Hari ahli",
+            "status": "active",
+            "holdout_percent": holdout,
+        },
+        now=utc(2026, 11, 1),
+    )
+    engine.run_due(utc(2026, 11, 17, 2))
+
+
+def test_every_wording_the_engine_writes_has_a_translation(app, store):
+    for i in range(60):
+        customer = make_customer(store, name=f"Pelanggan {i}")
+        if i % 3:
+            Consent.create(customer=customer, channel="whatsapp", granted=True)
+        elif i % 2:
+            Consent.create(customer=customer, channel="whatsapp", granted=False)
+    _run_member_day(store, holdout=20)
+    kinds = {w.kind for w in WhyLog.select()}
+    assert {"created", "skipped", "held_out"} <= kinds
+    with app.test_request_context(), force_locale("th"):
+        for w in WhyLog.select():
+            kind, detail = why_text(w.kind, w.detail)
+            assert detail == "" or detail != w.detail, (w.kind, w.detail)
+            if w.kind == "created":
+                assert kind == "message"  # the member day plan queues messages
+
+
+def test_profile_shows_the_decisions_in_thai(app, client, store):
+    customer = make_customer(store, name="สมหญิง")
+    aisyah = make_staff("employee", [store], name="Aisyah", locale="th")
+    plan = plans.create_plan(
+        store,
+        {"template": "member_day", "name": "Hari ahli", "status": "draft"},
+        now=utc(2026, 11, 1),
+    )
+    rows = [
+        ("created", "message queued: Hari ahli"),
+        ("skipped", "no consent or no address for whatsapp/sms"),
+        ("deferred", "over the contact budget (2 messages per 7 days)"),
+        ("withdrawn", "booked an appointment (appointment_booked at 2026-11-20T02:00:00+00:00)"),
+        ("converted", "came back (visit at 2026-11-21T02:00:00+00:00)"),
+    ]
+    for i, (kind, detail) in enumerate(rows):
+        WhyLog.create(
+            customer=customer, plan=plan, kind=kind, detail=detail, at=utc(2026, 11, 10 + i)
+        )
+    login(client, aisyah)
+    html = client.get(f"/customers/{customer.id}").get_data(as_text=True)
+    for thai in (
+        "ไม่มีความยินยอมหรือช่องทางติดต่อสำหรับ whatsapp/sms",
+        "เกินโควตาการติดต่อ (2 ข้อความต่อ 7 วัน)",
+        "จองนัดหมายแล้ว",
+        "จบแผน: กลับมาใช้บริการแล้ว",
+    ):
+        assert thai in html
+    assert "message queued" not in html and "no consent" not in html
+    assert "appointment_booked at" not in html
