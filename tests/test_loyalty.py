@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 from decimal import Decimal
 
+import peewee as pw
 import pytest
 
 from app import clock
@@ -113,9 +114,54 @@ def test_refund_of_a_member_day_order_takes_back_the_doubled_points(shop):
     customer = make_customer(shop)
     order = _order(customer, "MD-1", 100, at=utc(2026, 11, 18, 5, 0))
     assert loyalty.credit_for_event(order, NOW) == 200
-    refund = _order(customer, "MD-1:refund", "-100", type_="refund")
-    assert loyalty.credit_for_event(refund, NOW) == -200
+    partial = _order(customer, "refund:MD-1", "-25", type_="refund")
+    assert loyalty.credit_for_event(partial, NOW) == -50  # a quarter of the doubled points
+    refund = _order(customer, "MD-1:refund", "-75", type_="refund")
+    assert loyalty.credit_for_event(refund, NOW) == -150
     assert _points(customer) == 0
+
+
+def test_partial_refunds_take_back_their_share_and_together_exactly_the_orders_points(shop):
+    customer = make_customer(shop)
+    loyalty.credit_signup(customer, NOW)
+    order = _order(customer, "ORDER-7", "59.90")
+    assert loyalty.credit_for_event(order, NOW) == 59
+    first = _order(customer, "refund:ORDER-7", "-20", type_="refund")
+    second = _order(customer, "refund:ORDER-7:2", "-20", type_="refund")
+    last = _order(customer, "ORDER-7:refund", "-19.90", type_="refund")
+    assert loyalty.credit_for_event(first, NOW) == -19  # 59 × 20 / 59.90, rounded down
+    assert loyalty.credit_for_event(second, NOW) == -20  # 39 of 59 for 40 of 59.90
+    assert loyalty.credit_for_event(Event.get_by_id(second.id), NOW) == 0
+    assert loyalty.credit_for_event(last, NOW) == -20  # the whole order: all 59 back
+    assert _points(customer) == 50
+    _assert_cache_matches_ledger(customer)
+
+
+def test_cancelled_order_takes_back_all_its_points_after_a_partial_refund(shop):
+    customer = make_customer(shop)
+    order = _order(customer, "ORDER-8", 100)
+    loyalty.credit_for_event(order, NOW)
+    loyalty.credit_for_event(_order(customer, "refund:ORDER-8", "-30", type_="refund"), NOW)
+    cancel = _order(customer, "ORDER-8:refund", None, type_="refund")
+    assert loyalty.credit_for_event(cancel, NOW) == -70
+    assert _points(customer) == 0
+    late = _order(customer, "refund:ORDER-8:3", "-10", type_="refund")
+    assert loyalty.credit_for_event(late, NOW) == 0
+    assert _points(customer) == 0
+
+
+def test_the_database_itself_refuses_a_second_credit_of_one_order(shop):
+    """Uniqueness is the database's: one event per external id, one earn row per event."""
+    customer = make_customer(shop)
+    order = _order(customer, "ORDER-DB", 40)
+    loyalty.credit_for_event(order, NOW)
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        _order(customer, "ORDER-DB", 40)
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        PointsEntry.create(
+            store=shop, customer=customer, delta=40, kind="earn", dedupe_key=f"earn:{order.id}"
+        )
+    assert _points(customer) == 40
 
 
 def test_a_refunded_order_is_never_credited_later(shop):

@@ -68,3 +68,13 @@ def test_refs_point_at_declared_schemas(client):
     text = client.get("/api/v1/openapi.json").get_data(as_text=True)
     for name in set(re.findall(r'"#/components/schemas/(\w+)"', text)):
         assert name in spec.SCHEMAS, name
+
+
+def test_documented_event_types_are_the_ones_the_api_accepts(client):
+    """A POS that reads the document can post refunds (which take back an order's points)."""
+    from app.models.events import EVENT_TYPES
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    event = document["components"]["schemas"]["EventInput"]["properties"]
+    assert set(event["type"]["enum"]) == set(EVENT_TYPES)
+    assert "refund:<order external_id>" in event["external_id"]["description"]

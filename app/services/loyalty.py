@@ -47,7 +47,6 @@ DEFAULTS = {
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 10
 CREDIT_KINDS = ("signup", "earn", "bonus", "adjust", "refund")
-REFUND_MARKERS = ("refund:", ":refund")
 
 
 class LoyaltyError(ValueError):
@@ -233,21 +232,31 @@ def points_for_amount(store: Store, amount: Decimal, at: datetime) -> tuple[int,
     return base * factor, (f"{why} ×{factor}" if factor > 1 else "")
 
 
+def _refunded_order_ids(external_id: str) -> list[str]:
+    """The order ids a refund's external id may name, most literal first: `refund:<id>` or
+    `<id>:refund`, each optionally with a `:<n>` suffix so one order can have several refunds."""
+    ext = external_id or ""
+    found = []
+    if ext.startswith("refund:"):
+        rest = ext[len("refund:") :]
+        found += [rest, rest.rpartition(":")[0]]
+    head, marker, tail = ext.rpartition(":refund")
+    if marker and (tail == "" or tail.startswith(":")):
+        found.append(head)
+    return [order for order in dict.fromkeys(found) if order]
+
+
 def original_of_refund(refund: Event) -> Event | None:
-    """The order a refund undoes, named in its external id as `refund:<id>` or `<id>:refund`."""
-    ext = refund.external_id or ""
-    for marker in REFUND_MARKERS:
-        if ext.startswith(marker) and marker.endswith(":"):
-            original = ext[len(marker) :]
-        elif ext.endswith(marker) and marker.startswith(":"):
-            original = ext[: -len(marker)]
-        else:
-            continue
-        return Event.get_or_none(
+    """The order a refund undoes, named in its external id (see `_refunded_order_ids`)."""
+    for original in _refunded_order_ids(refund.external_id):
+        event = Event.get_or_none(
             (Event.store == refund.store_id)
             & (Event.external_id == original)
             & (Event.customer == refund.customer_id)
+            & (Event.type != "refund")
         )
+        if event is not None:
+            return event
     return None
 
 
@@ -259,7 +268,7 @@ def credit_for_event(event: Event, now: datetime) -> int:
     if event.type == "refund":
         original = original_of_refund(event)
         if original is not None:
-            return reverse_event(original, now, reason=f"Refund {event.external_id}")
+            return reverse_event(original, now, reason=f"Refund {event.external_id}", refund=event)
         # Without the order it undoes, take back the base rate for the amount (no bonus).
         refunded = -(event.amount or Decimal("0"))
         rate = _decimal(setting(store, "loyalty.points_per_unit"), "1")
@@ -284,6 +293,7 @@ def credit_for_event(event: Event, now: datetime) -> int:
     if points <= 0:
         return 0
     with _write_tx():
+        _lock_customer(event.customer_id)
         reversed_already = (
             PointsEntry.select()
             .where(
@@ -308,27 +318,95 @@ def credit_for_event(event: Event, now: datetime) -> int:
     return points if landed else 0
 
 
-def reverse_event(original: Event, now: datetime, reason: str = "") -> int:
-    """Take back exactly the points one order earned (once); answers the change."""
+def _lock_customer(customer_id: int) -> None:
+    """On PostgreSQL, hold the customer's row so an order's credit and its refund take turns."""
+    if is_postgres():
+        list(Customer.select(Customer.id).where(Customer.id == customer_id).for_update())
+
+
+def _refund_share(
+    original: Event, earned: int, reversed_so_far: int, refund: Event | None
+) -> tuple[int, Event | None]:
+    """How many of an order's earned points a refund takes back, and the partial refund it is.
+
+    A refund without an amount (a cancelled order) or one that, with the earlier refunds of the
+    order, covers its whole amount takes back everything not yet taken back. A partial refund takes
+    back the same share of the points as of the money, counted over all its refunds so far, so
+    partial refunds that add up to the order take back exactly the points it earned."""
+    order_amount = abs(Decimal(original.amount or 0))
+    refunded = (
+        abs(Decimal(refund.amount)) if refund is not None and refund.amount is not None else None
+    )
+    if refunded is None or order_amount <= 0:
+        return earned - reversed_so_far, None
+    before = (
+        PointsEntry.select(pw.fn.COALESCE(pw.fn.SUM(Event.amount), 0))
+        .join(Event, on=(PointsEntry.event == Event.id))
+        .where(
+            (PointsEntry.customer == original.customer_id)
+            & PointsEntry.dedupe_key.startswith(f"reverse:{original.id}:")
+            & (Event.id != refund.id)
+        )
+        .scalar()
+    )
+    total = abs(Decimal(before or 0)) + refunded
+    if total >= order_amount:
+        target = earned
+    else:
+        target = int((earned * total / order_amount).to_integral_value(rounding=ROUND_FLOOR))
+    return max(0, min(earned, target) - reversed_so_far), refund
+
+
+def reverse_event(
+    original: Event, now: datetime, reason: str = "", refund: Event | None = None
+) -> int:
+    """Take back the points an order earned: all of them for a cancellation or a full refund, the
+    refunded share for a partial `refund` event (each refund once); answers the change."""
     with _write_tx():
+        _lock_customer(original.customer_id)
         earned = PointsEntry.get_or_none(
             (PointsEntry.customer == original.customer_id)
             & (PointsEntry.dedupe_key == f"earn:{original.id}")
         )
-        delta = -earned.delta if earned is not None else 0
-        # A zero row still lands: it stops a late credit of a refunded order.
+        if earned is None:
+            # A zero row still lands: it stops a late credit of a refunded order.
+            _add_entry(
+                original.store_id,
+                original.customer_id,
+                0,
+                "reverse",
+                now,
+                dedupe_key=f"reverse:{original.id}",
+                event_id=original.id,
+                reason=reason or f"Order {original.external_id} reversed",
+            )
+            return 0
+        reversed_so_far = -int(
+            PointsEntry.select(pw.fn.COALESCE(pw.fn.SUM(PointsEntry.delta), 0))
+            .where(
+                (PointsEntry.customer == original.customer_id)
+                & (
+                    (PointsEntry.dedupe_key == f"reverse:{original.id}")
+                    | PointsEntry.dedupe_key.startswith(f"reverse:{original.id}:")
+                )
+            )
+            .scalar()
+            or 0
+        )
+        share, partial = _refund_share(original, earned.delta, reversed_so_far, refund)
+        # A partial refund's row names the refund (its amount counts towards later ones).
         landed = _add_entry(
             original.store_id,
             original.customer_id,
-            delta,
+            -share,
             "reverse",
             now,
-            dedupe_key=f"reverse:{original.id}",
-            event_id=original.id,
+            dedupe_key=f"reverse:{original.id}" + (f":{partial.id}" if partial else ""),
+            event_id=partial.id if partial else original.id,
             reason=reason or f"Order {original.external_id} reversed",
-            expires_at=earned.expires_at if earned is not None else None,
+            expires_at=earned.expires_at,
         )
-    return delta if landed else 0
+    return -share if landed else 0
 
 
 def adjust(customer: Customer, delta: int, reason: str, staff: Staff | None, now: datetime) -> int:

@@ -196,7 +196,16 @@ SCHEMAS = {
         "type": "object",
         "required": ["external_id", "type", "customer", "occurred_at"],
         "properties": {
-            "external_id": {"type": "string"},
+            "external_id": {
+                "type": "string",
+                "description": (
+                    "The event's id in the sending system. A `refund` that names its order as "
+                    "`refund:<order external_id>` or `<order external_id>:refund` (optionally "
+                    "with `:<n>` for further refunds of the same order) takes back that order's "
+                    "points: all of them without an `amount` (a cancelled order), else the "
+                    "refunded share."
+                ),
+            },
             "type": {
                 "type": "string",
                 "enum": [
@@ -206,6 +215,8 @@ SCHEMAS = {
                     "appointment_booked",
                     "appointment_cancelled",
                     "visit",
+                    "top_up",
+                    "refund",
                 ],
             },
             "customer": {"$ref": "#/components/schemas/Ref"},
