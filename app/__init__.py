@@ -76,7 +76,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @app.before_request
     def _connect():
-        g.db_opened = db.connect(reuse_if_open=True)
+        try:
+            g.db_opened = db.connect(reuse_if_open=True)
+        except Exception:
+            # /healthz answers 503 for a database that is down; every other page fails here.
+            if not getattr(app.view_functions.get(request.endpoint), "checks_database", False):
+                raise
 
     @app.teardown_request
     def _close(exc):
