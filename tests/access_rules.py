@@ -14,7 +14,15 @@ API_401 = dict(anon=401, employee_a=401, manager_b=401, owner=401)
 R = 302  # redirect to sign-in (or away from a page that makes no sense when signed in)
 
 ACCESS = {
-    "auth.login": [("GET", lambda w: "/login", dict(anon=200, employee_a=R, manager_b=R, owner=R))],
+    "auth.login": [
+        ("GET", lambda w: "/login", dict(anon=200, employee_a=R, manager_b=R, owner=R)),
+        (
+            "POST",
+            lambda w: "/login",
+            dict(anon=422, employee_a=422, manager_b=422, owner=422),
+            lambda w: {"email": w.employee_a.email, "password": "not the password"},
+        ),
+    ],
     "auth.logout": [
         ("POST", lambda w: "/logout", dict(anon=R, employee_a=303, manager_b=303, owner=303))
     ],
@@ -23,7 +31,13 @@ ACCESS = {
             "GET",
             lambda w: "/account/password",
             dict(anon=R, employee_a=200, manager_b=200, owner=200),
-        )
+        ),
+        (
+            "POST",
+            lambda w: "/account/password",
+            dict(anon=R, employee_a=422, manager_b=422, owner=422),
+            lambda w: {"current": "not the password", "new": "a long enough new secret"},
+        ),
     ],
     "auth.set_language": [
         (
