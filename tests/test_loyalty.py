@@ -10,7 +10,7 @@ import pytest
 from app import clock
 from app.db import db
 from app.models import Coupon, Customer, Event, PointsEntry, Reward
-from app.services import loyalty
+from app.services import audience, loyalty
 from tests.factories import make_customer, make_staff, make_store, utc
 
 NOW = utc(2026, 11, 24, 3, 0)
@@ -399,6 +399,21 @@ def test_a_used_coupon_is_not_refunded(shop):
     assert _points(customer) == 100
 
 
+def test_nightly_upkeep_job_expires_coupons_and_old_points(shop, monkeypatch):
+    from app.tasks import jobs
+
+    customer = make_customer(shop)
+    loyalty.credit_for_event(_order(customer, "OLD", 250, at=utc(2025, 10, 1)), utc(2025, 10, 1))
+    loyalty.adjust(customer, 100, "Goodwill", None, NOW)
+    coupon = loyalty.redeem(customer, Reward.create(store=shop, name="Tote", points_price=200), NOW)
+    monkeypatch.setenv("REVISIT_NOW", (NOW + timedelta(days=31)).isoformat())
+    result = jobs.run_loyalty_upkeep.call_local()
+    assert result["coupons_expired"] == 1 and result["points_expired"] == 1
+    assert Coupon.get_by_id(coupon.id).status == "expired"
+    assert _points(customer) == 100  # the 50 left of October 2025's lot expired
+    assert jobs.run_loyalty_upkeep.call_local()["points_expired"] == 0
+
+
 def test_reminder_context_has_the_seeds_four_items(app, shop):
     """ManyChat seed: balance, rewards eligible, points to the next reward, free items so far."""
     customer = _rich_customer(shop, 650)
@@ -440,6 +455,10 @@ def test_tiers_follow_points_or_spend_in_twelve_months(shop):
     loyalty.recompute_tiers(shop, NOW)
     levels = {c.id: Customer.get_by_id(c.id).level for c in (plain, silver, gold, stale)}
     assert levels == {plain.id: None, silver.id: "Silver", gold.id: "Gold", stale.id: None}
+    # The level reached is an audience condition like any other.
+    gold_members = {"all": [{"field": "level", "op": "eq", "value": "Gold"}]}
+    assert audience.count(shop.id, gold_members, NOW) == 1
+    assert audience.count(shop.id, {"all": [{"field": "level", "op": "is_set"}]}, NOW) == 2
 
 
 def test_report_shows_issued_redeemed_liability(shop):

@@ -168,6 +168,22 @@ def test_portal_qr_is_svg_of_the_link(app, salon):
     assert resp.get_data(as_text=True).lstrip().startswith("<svg")
 
 
+def test_portal_qr_encodes_the_clients_own_link(app, salon):
+    import qrcode
+    import qrcode.image.svg
+    from flask import url_for
+
+    _s, employee, _m, _o, customer, _r = salon
+    client = app.test_client()
+    login(client, employee)
+    svg = client.get(f"/customers/{customer.id}/portal-qr").get_data(as_text=True)
+    with app.test_request_context():
+        url = url_for("portal.show", token=loyalty.portal_token(customer, NOW), _external=True)
+    expected = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    assert svg == expected.to_string(encoding="unicode")
+    assert client.get(url.removeprefix("http://localhost")).status_code == 200
+
+
 def test_rotating_the_link_from_the_profile(app, salon):
     _s, employee, _m, _o, customer, _r = salon
     client = app.test_client()
@@ -245,6 +261,24 @@ def test_manager_manages_the_rewards_catalogue(app, salon):
     loyalty.redeem(Customer.get(Customer.name == "Mei Ling"), reward, NOW)
     client.post(f"/loyalty/rewards/{reward.id}/delete", headers=HX)
     assert Reward.get_by_id(reward.id).active is False
+
+
+def test_saving_tiers_gives_customers_their_level_at_once(app, salon):
+    store, _e, manager, _o, customer, _r = salon
+    order = Event.create(
+        store=store,
+        customer=customer,
+        external_id="T-1",
+        type="purchase",
+        occurred_at=NOW,
+        amount=600,
+    )
+    loyalty.credit_for_event(order, NOW)
+    client = app.test_client()
+    login(client, manager)
+    resp = client.post("/loyalty/settings", data={"loyalty.tiers": "Silver | 500 |\nGold | 2000 |"})
+    assert resp.status_code == 303
+    assert Customer.get_by_id(customer.id).level == "Silver"
 
 
 def test_manager_of_another_store_cannot_touch_the_catalogue(app, salon):

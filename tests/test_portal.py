@@ -63,6 +63,18 @@ def test_client_page_speaks_the_clients_language(app, client, shop, frozen):
     assert '<html lang="th">' in html
 
 
+def test_client_page_text_is_in_thai_for_a_thai_client(app, client, shop, frozen):
+    customer = _member(shop, 450, locale="th")
+    Reward.create(store=shop, name="อาบน้ำแมวฟรี", points_price=200)
+    Reward.create(store=shop, name="ตัดขนฟรี", points_price=400)
+    loyalty.redeem(customer, Reward.get(Reward.points_price == 200), NOW)
+    html = client.get(_link(app, customer)).get_data(as_text=True)
+    assert "ของรางวัลถัดไป: ตัดขนฟรี" in html and "อีก 150 คะแนน" in html
+    assert "คูปองของฉัน" in html and ">แลก</button>" in html
+    for english in ("Next reward", "more points to go", "My coupons", "Valid until", "Redeem"):
+        assert english not in html
+
+
 def test_client_page_falls_back_to_the_store_language(app, client, frozen):
     store = make_store("kl-salon", locale="ms")
     customer = make_customer(store, locale=None)

@@ -254,7 +254,10 @@ def save_settings():
     values, errors = loyalty.parse_settings(request.form, SETTING_FIELDS)
     if errors:
         return _console(store, status=422, settings_error=str(errors[0]))
-    loyalty.save_settings(store, values)
+    store = loyalty.save_settings(store, values)
+    if "loyalty.tiers" in values:
+        # New thresholds show on profiles and in audiences now, not after the nightly run.
+        loyalty.recompute_tiers(store, clock.now())
     if not is_partial():
         return redirect(url_for("loyalty.index"))
     return _console(Store.get_by_id(store.id))
