@@ -9,8 +9,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.models import ApiToken, Staff, StaffStore, Store
+from app.models import ApiToken, Customer, Staff, StaffStore, Store
 from app.services import auth
+from tests.factories import make_store
 
 
 def test_create_store_user_and_token(app):
@@ -125,13 +126,38 @@ def test_tick_prints_a_one_line_summary(app):
     os.environ.pop("REVISIT_NOW", None)
 
 
+def test_import_customers_prints_each_rejected_row_and_exits_non_zero(app, tmp_path):
+    make_store("kl")
+    csv = tmp_path / "clients.csv"
+    csv.write_text(
+        "name,phone\nSiti Aminah,+60123456789\nTan Ah Kow,012-345 6780\nNo Phone,xyz\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["import", "customers", str(csv), "--store", "kl"])
+    assert result.exit_code == 1
+    assert "2 created" in result.output and "1 rejected" in result.output
+    assert "row 4: phone" in result.output
+    assert sorted(c.phone for c in Customer.select()) == ["+60123456780", "+60123456789"]
+
+
+def test_import_of_a_clean_file_exits_zero(app, tmp_path):
+    make_store("kl")
+    csv = tmp_path / "clients.csv"
+    csv.write_text("name,phone\nSiti Aminah,+60123456789\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["import", "customers", str(csv), "--store", "kl"])
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
+def _serve(tmp_path, *flags, while_up=None) -> str:
+    """Run `revisit serve` on a fresh SQLite instance until /healthz answers, call
+    `while_up(log)`, press Ctrl-C, and answer everything it printed."""
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -146,16 +172,18 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
         capture_output=True,
     )
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        # Ctrl-C as at a terminal, even when this run itself ignores SIGINT (a background job).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *flags],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Ctrl-C as at a terminal, even when this run itself ignores SIGINT (a background job).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         body = None
         for _ in range(100):
@@ -167,21 +195,34 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
         assert body is not None and b'"status":"ok"' in body
         login = urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
         assert login.status == 200
-        # The embedded worker runs the periodic tick: its huey database appears and records the run.
-        for _ in range(100):
-            if (tmp_path / "huey.db").exists():
-                break
-            time.sleep(0.1)
-        assert (tmp_path / "huey.db").exists()
+        if while_up is not None:
+            while_up(log)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode is not None
-    text = out.decode()
-    assert "Background worker started (pid " in text
+        proc.wait(timeout=30)
+    return log.read_text()
+
+
+def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
+    def worker_ticked(log):
+        # The embedded worker runs the periodic tick as soon as it starts.
+        for _ in range(300):
+            if "app.tasks.jobs: tick at " in log.read_text():
+                break
+            time.sleep(0.1)
+        assert "app.tasks.jobs: tick at " in log.read_text()
+
+    text = _serve(tmp_path, while_up=worker_ticked)
+    assert "Background worker started (pid " in text and "Huey consumer started" in text
     worker_pid = int(text.split("Background worker started (pid ")[1].split(")")[0])
     for _ in range(100):
         if not Path(f"/proc/{worker_pid}").exists():
             break
         time.sleep(0.1)
     assert not Path(f"/proc/{worker_pid}").exists(), "the embedded worker outlived serve"
+
+
+def test_serve_no_worker_serves_the_web_app_alone(tmp_path):
+    text = _serve(tmp_path, "--no-worker")
+    assert "Revisit is running on http://127.0.0.1:" in text
+    assert "Background worker started" not in text and "Huey consumer started" not in text
