@@ -47,6 +47,26 @@ def test_points_page_full_and_fragment(app, salon):
     assert "HX-Request" in fragment.headers["Vary"]
 
 
+def test_points_history_speaks_the_staff_language_and_names_the_order(app, salon):
+    _s, employee, _m, _o, customer, _r = salon
+    loyalty.credit_signup(customer, NOW)
+    order = Event.create(
+        store=customer.store_id,
+        customer=customer,
+        external_id="INV-42",
+        type="purchase",
+        occurred_at=NOW,
+        amount=90,
+    )
+    loyalty.credit_for_event(order, NOW)
+    client = app.test_client()
+    login(client, employee)
+    client.post("/language", data={"lang": "th"})
+    html = client.get(f"/customers/{customer.id}/points", headers=HX).get_data(as_text=True)
+    assert "+90" in html and "INV-42" in html and "Opening balance" in html
+    assert "Sign-up bonus" not in html and "Order INV-42" not in html
+
+
 def test_employee_of_another_store_gets_404(app, salon):
     _s, _e, _m, outsider, customer, _r = salon
     client = app.test_client()

@@ -1113,9 +1113,10 @@ def active_cards(customer: Customer):
 
 
 def recent_entries(customer: Customer, limit: int = 10):
-    """The latest movements of the customer's points."""
+    """The latest movements of the customer's points, with the order each one came from."""
     return (
-        PointsEntry.select()
+        PointsEntry.select(PointsEntry, Event)
+        .join(Event, pw.JOIN.LEFT_OUTER)
         .where(PointsEntry.customer == customer.id)
         .order_by(PointsEntry.at.desc(), PointsEntry.id.desc())
         .limit(limit)
