@@ -53,6 +53,20 @@ def test_logout_revokes_a_copied_cookie(app):
     assert StaffSession.get().revoked_at is not None
 
 
+def test_signing_in_again_revokes_the_session_it_replaces(app):
+    store = make_store()
+    first, second = make_staff("employee", [store]), make_staff("manager", [store])
+    client = app.test_client()
+    login(client, first)
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    assert thief.get("/today").status_code == 200
+    login(client, second)
+    assert client.get("/dashboard").status_code == 200
+    assert thief.get("/today").status_code == 302
+    assert StaffSession.select().where(StaffSession.revoked_at.is_null()).count() == 1
+
+
 def test_password_change_revokes_every_session(app):
     staff = make_staff("employee", [make_store()])
     phone, laptop = app.test_client(), app.test_client()

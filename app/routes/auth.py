@@ -60,6 +60,8 @@ def login():
             else:
                 error, status = _("That email and password do not match."), 422
         else:
+            if current_user.is_authenticated:  # the replaced session must not live on
+                auth_service.sign_out(current_user._get_current_object(), clock.now())
             session.clear()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
