@@ -33,6 +33,20 @@ def salon(app, frozen):
     return store, employee, manager, outsider, Customer.get_by_id(customer.id), reward
 
 
+def _credited_order(customer, external_id: str, amount, at=NOW) -> Event:
+    """A purchase of the customer, its points credited when it happened."""
+    order = Event.create(
+        store=customer.store_id,
+        customer=customer,
+        external_id=external_id,
+        type="purchase",
+        occurred_at=at,
+        amount=amount,
+    )
+    loyalty.credit_for_event(order, at)
+    return order
+
+
 def test_points_page_full_and_fragment(app, salon):
     store, employee, _m, _o, customer, _r = salon
     client = app.test_client()
@@ -50,15 +64,7 @@ def test_points_page_full_and_fragment(app, salon):
 def test_points_history_speaks_the_staff_language_and_names_the_order(app, salon):
     _s, employee, _m, _o, customer, _r = salon
     loyalty.credit_signup(customer, NOW)
-    order = Event.create(
-        store=customer.store_id,
-        customer=customer,
-        external_id="INV-42",
-        type="purchase",
-        occurred_at=NOW,
-        amount=90,
-    )
-    loyalty.credit_for_event(order, NOW)
+    _credited_order(customer, "INV-42", 90)
     client = app.test_client()
     login(client, employee)
     client.post("/language", data={"lang": "th"})
@@ -220,15 +226,7 @@ def test_console_shows_issued_redeemed_liability_and_expiring(app, salon):
     store, _e, manager, _o, customer, reward = salon
     store.settings = {"loyalty.value_per_point": "0.05"}
     store.save()
-    event = Event.create(
-        store=store,
-        customer=customer,
-        external_id="INV-9",
-        type="purchase",
-        occurred_at=NOW - timedelta(days=340),
-        amount=280,
-    )
-    loyalty.credit_for_event(event, NOW - timedelta(days=340))
+    _credited_order(customer, "INV-9", 280, at=NOW - timedelta(days=340))
     loyalty.redeem(Customer.get_by_id(customer.id), reward, NOW)
     client = app.test_client()
     login(client, manager)
@@ -285,15 +283,7 @@ def test_manager_manages_the_rewards_catalogue(app, salon):
 
 def test_saving_tiers_gives_customers_their_level_at_once(app, salon):
     store, _e, manager, _o, customer, _r = salon
-    order = Event.create(
-        store=store,
-        customer=customer,
-        external_id="T-1",
-        type="purchase",
-        occurred_at=NOW,
-        amount=600,
-    )
-    loyalty.credit_for_event(order, NOW)
+    _credited_order(customer, "T-1", 600)
     client = app.test_client()
     login(client, manager)
     resp = client.post("/loyalty/settings", data={"loyalty.tiers": "Silver | 500 |\nGold | 2000 |"})
