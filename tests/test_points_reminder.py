@@ -110,6 +110,22 @@ def test_reminder_message_speaks_each_clients_language(shop):
     assert all("/p/" in body for body in bodies.values())
 
 
+def test_thai_reminder_carries_the_seeds_four_items_in_thai(shop):
+    """Seed 001 (Thai): จำนวนคะแนน, รางวัลที่มีสิทธิ์ได้รับ, ต้องใช้กี่คะแนนสำหรับรางวัลต่อไป,
+    ของฟรีที่ได้รับมาจนถึงตอนนี้."""
+    somchai = _member(shop, "สมชาย ใจดี", 650, locale="th", email="somchai@example.com")
+    loyalty.redeem(somchai, Reward.get(Reward.name == "Free coffee"), CREATED - timedelta(days=10))
+    _plan(shop, {"kind": "message", "channel": "email"})
+
+    _first_run(shop)
+
+    body = Message.get(Message.customer == somchai.id).body
+    assert "คุณมีคะแนนสะสม 450 คะแนน" in body
+    assert "ของรางวัลที่แลกได้ตอนนี้: Free coffee, Free hair mask" in body
+    assert "รางวัลถัดไป: Free haircut อีก 350 คะแนน" in body
+    assert "ที่แลกไปแล้ว: Free coffee" in body
+
+
 def test_customers_without_points_get_no_reminder(shop):
     _member(shop, "Has points", 10)
     empty = make_customer(shop, name="No points")
