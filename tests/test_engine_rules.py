@@ -9,6 +9,7 @@ from app.models import (
     Decision,
     Enrollment,
     FollowUp,
+    FollowUpReason,
     Message,
     Occurrence,
     StaffLeave,
@@ -310,5 +311,5 @@ def test_followup_occurrence_killed_mid_batch_rerun_makes_exactly_the_full_set(a
     engine.run_due(NOON)
     assert FollowUp.select().count() == 25
     assert Decision.select().where(Decision.outcome == "followup").count() == 25
-    assert WhyLog.select().where(WhyLog.kind == "created").count() == 25
+    assert FollowUpReason.select().count() == 25
     assert engine.run_occurrence(Occurrence.get(), NOON) == 0

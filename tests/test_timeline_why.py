@@ -6,7 +6,7 @@ from flask_babel import force_locale
 
 from app.models import Consent, WhyLog
 from app.services import engine, plans
-from app.services.timeline import why_text
+from app.services.timeline import timeline, why_text
 from tests.factories import login, make_customer, make_staff, make_store, utc
 
 
@@ -77,3 +77,25 @@ def test_profile_shows_the_decisions_in_thai(app, client, store):
         assert thai in html
     assert "message queued" not in html and "no consent" not in html
     assert "appointment_booked at" not in html
+
+
+def test_each_plan_that_made_or_joined_a_follow_up_shows_once_as_created(app, store):
+    customer = make_customer(store, name="Siti")
+    make_staff("employee", [store], name="Aisyah")
+    for name in ("Hari ahli", "Kad hampir tamat"):
+        plans.create_plan(
+            store,
+            {
+                "template": "member_day",
+                "name": name,
+                "status": "active",
+                "action": {"kind": "followup"},
+            },
+            now=utc(2026, 11, 1),
+        )
+    engine.run_due(utc(2026, 11, 17, 2))
+    with app.test_request_context():
+        entries, _ = timeline(customer)
+    created = [e.data["plan"] for e in entries if e.kind == "why" and e.data["decision"] == "created"]
+    assert sorted(created) == ["Hari ahli", "Kad hampir tamat"]  # one follow-up, two reasons
+    assert [e.kind for e in entries].count("followup") == 1

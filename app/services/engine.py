@@ -1294,7 +1294,7 @@ def _create_followups(
             FollowUpReason.select(FollowUpReason.id).where(FollowUpReason.decision == Decision.id)
         )
         done = pending & made
-        _why(done, "created", _concat("follow-up: ", cfg.name or ""), now)
+        # The reason row is the why-log's "created" entry (timeline._reasons): no row of its own.
         _enroll(cfg, store, occ, done, now)
         if premarked:
             # Anything left without a follow-up goes back to pending for the recovery pass.
@@ -1363,22 +1363,30 @@ def _lock_occurrence(occ_id: int) -> None:
 
 
 def _candidate_ranges(cfg, store: Store, occ: Occurrence, now: datetime, batch: int) -> list:
-    """Customer-id ranges [lo, hi] (None: open-ended) holding about `batch` candidates each.
+    """Batches [(lo, hi, ids)] of about `batch` candidates each: customer-id ranges (None:
+    open-ended) and the candidates' ids inside each.
 
     One read finds the candidates' ids, so a batch is a batch of contacts rather than a slice
-    of the whole customer table; the ranges together cover every id, so a customer who
-    qualifies between this read and their batch is not missed.
+    of the whole customer table. Each batch checks the audience again for its own customers.
     """
     query = candidates(cfg, store, occ, now)
     query._returning = (Customer.id,)
-    ids = sorted(cid for (cid,) in _fetch(query))
-    bounds = []
-    for i in range(batch, len(ids), batch):
-        if not bounds or ids[i] > bounds[-1]:
-            bounds.append(ids[i])
+    ids = sorted({cid for (cid,) in _fetch(query)})
+    chunks = [ids[i : i + batch] for i in range(0, len(ids), batch)] or [[]]
+    bounds = [chunk[0] for chunk in chunks[1:]]
     los = [None, *bounds]
     his = [b - 1 for b in bounds] + [None]
-    return list(zip(los, his, strict=True))
+    return list(zip(los, his, chunks, strict=True))
+
+
+def _batch_where(lo, hi, ids):
+    """The candidate filter of one batch. On SQLite the batch's ids themselves: a range of ids
+    would make SQLite walk the audience's own index over the whole audience for every batch."""
+    if is_postgres():
+        return _in_range(Customer.id, lo, hi)
+    # Integers from our own read, written inline: thousands of bound parameters cost more to
+    # build than the statement takes to run.
+    return pw.Expression(Customer.id, "IN", pw.SQL(f"({','.join(str(int(i)) for i in ids)})"))
 
 
 def _in_range(column, lo, hi):
@@ -1422,7 +1430,7 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         and _script_sql_possible(cfg, store, occ, action)
     )
     wrote = False
-    for lo, hi in _candidate_ranges(cfg, store, occ, now, batch):
+    for lo, hi, ids in _candidate_ranges(cfg, store, occ, now, batch):
         if wrote and not is_postgres():
             # Fold our pages back into the database now, so a staff member's commit is not the
             # one that crosses the WAL auto-checkpoint threshold and pays for our writes.
@@ -1430,7 +1438,7 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
             time.sleep(SQLITE_YIELD_SECONDS)
         with _tx():
             _lock_occurrence(occ.id)
-            query = candidates(cfg, store, occ, now).where(_in_range(Customer.id, lo, hi))
+            query = candidates(cfg, store, occ, now).where(_batch_where(lo, hi, ids))
             if in_one:
                 wrote = _run_batch_in_one(cfg, store, occ, action, query, now, totals)
                 continue

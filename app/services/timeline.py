@@ -16,6 +16,7 @@ from app.models import (
     CustomerCard,
     Event,
     FollowUp,
+    FollowUpReason,
     Message,
     Plan,
     Staff,
@@ -179,6 +180,26 @@ def _decisions(customer: Customer, limit: int):
         )
 
 
+def _reasons(customer: Customer, limit: int):
+    """Each plan decision that made or joined a follow-up: the why-log's "created" entries."""
+    query = (
+        FollowUpReason.select(FollowUpReason, Plan)
+        .join(FollowUp, on=(FollowUp.id == FollowUpReason.followup))
+        .switch(FollowUpReason)
+        .join(Plan, JOIN.LEFT_OUTER, on=(Plan.id == FollowUpReason.plan))
+        .where(FollowUp.customer == customer.id)
+        .order_by(FollowUpReason.created_at.desc(), FollowUpReason.id.desc())
+        .limit(limit)
+    )
+    for r in query:
+        yield Entry(
+            r.created_at,
+            "why",
+            r.id,
+            {"decision": "created", "detail": "", "plan": r.plan.name if r.plan_id else ""},
+        )
+
+
 # What the engine stores in a why-log entry is English (it is the audit trail); staff read it
 # in their own language: each known wording maps to its catalogue text.
 _EVENT_REASON = re.compile(r"^(came back|used the card|booked an appointment|topped up) \(")
@@ -231,7 +252,16 @@ def why_text(kind: str, detail: str) -> tuple[str, str]:
     return kind, detail
 
 
-SOURCES = (_visits, _events, _card_movements, _followups, _contacts, _messages, _decisions)
+SOURCES = (
+    _visits,
+    _events,
+    _card_movements,
+    _followups,
+    _contacts,
+    _messages,
+    _decisions,
+    _reasons,
+)
 
 
 def timeline(customer: Customer, page: int = 1, size: int = PAGE_SIZE) -> tuple[list[Entry], bool]:
