@@ -96,6 +96,8 @@ def test_each_plan_that_made_or_joined_a_follow_up_shows_once_as_created(app, st
     engine.run_due(utc(2026, 11, 17, 2))
     with app.test_request_context():
         entries, _ = timeline(customer)
-    created = [e.data["plan"] for e in entries if e.kind == "why" and e.data["decision"] == "created"]
+    created = [
+        e.data["plan"] for e in entries if e.kind == "why" and e.data["decision"] == "created"
+    ]
     assert sorted(created) == ["Hari ahli", "Kad hampir tamat"]  # one follow-up, two reasons
     assert [e.kind for e in entries].count("followup") == 1
