@@ -67,6 +67,15 @@ def test_signing_in_again_revokes_the_session_it_replaces(app):
     assert StaffSession.select().where(StaffSession.revoked_at.is_null()).count() == 1
 
 
+def test_language_chosen_before_sign_in_stays_after_sign_in_and_sign_out(client):
+    staff = make_staff("employee", [make_store()])
+    client.post("/language?lang=th")
+    login(client, staff)
+    assert '<html lang="th">' in client.get("/today").get_data(as_text=True)
+    client.post("/logout")
+    assert '<html lang="th">' in client.get("/login").get_data(as_text=True)
+
+
 def test_password_change_revokes_every_session(app):
     staff = make_staff("employee", [make_store()])
     phone, laptop = app.test_client(), app.test_client()

@@ -31,6 +31,14 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _clear_session() -> None:
+    """Forget everything of the old session except the language this browser chose."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the sign-in form and sign staff in."""
@@ -62,7 +70,7 @@ def login():
         else:
             if current_user.is_authenticated:  # the replaced session must not live on
                 auth_service.sign_out(current_user._get_current_object(), clock.now())
-            session.clear()
+            _clear_session()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
     return render_template("auth/login.html", error=error, email=email), status
@@ -74,7 +82,7 @@ def logout():
     """Sign out and revoke this session on the server."""
     auth_service.sign_out(current_user._get_current_object(), clock.now())
     logout_user()
-    session.clear()
+    _clear_session()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -105,7 +113,7 @@ def password():
             )
         else:
             logout_user()
-            session.clear()
+            _clear_session()
             flash(_("Password changed. Please sign in again."), "success")
             return redirect(url_for("auth.login"), code=303)
     return render_template("auth/password.html", error=error), status
