@@ -1,5 +1,6 @@
 """The demo business: believable, consistent with its own events, and loaded only once."""
 
+import random
 import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -108,6 +109,20 @@ def test_demo_names_are_malay_chinese_indian_and_thai(loaded):
         a.value for a in CustomerAttribute.select().where(CustomerAttribute.key == "species")
     }
     assert pets == len(clinic) and species == {"cat", "dog"}
+
+
+def test_demo_clients_of_a_store_never_share_a_full_name(loaded):
+    for store in _stores().values():
+        names = [c.name for c in Customer.select().where(Customer.store == store.id)]
+        assert len(set(names)) == len(names), store.key
+
+
+def test_two_thousand_demo_clients_get_two_thousand_names():
+    rng = random.Random(demo.SEED)
+    for spec, count in ((demo.SALON, 1200), (demo.CLINIC, 800)):
+        seen: set[str] = set()
+        names = [demo._new_person(spec, rng, seen)[0] for _ in range(count)]
+        assert len(set(names)) == count, spec.short
 
 
 def test_demo_phones_are_valid_e164_numbers_of_the_store_region(loaded):

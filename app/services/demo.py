@@ -351,58 +351,97 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 # Names as (display, romanised) so e-mail addresses look real.
 MALAY_F = _words(
     "Nur Aisyah|Siti Nurhaliza|Nurul Huda|Farah Nadia|Aina Sofea|Nur Syafiqah|Amirah|Siti Khadijah|Intan Maisarah|Nabila|Alya Qistina|Puteri Balqis|Zulaikha|Hana Sofia|Wan Nur Izzati|Nur Iman|Aishah|Syazwani|Dayang Nurfarhana|Sharifah Nadhirah"
+    "|Nur Ain|Siti Aminah|Nor Azlina|Fatin Najwa|Nurin Aqilah|Qistina|Maisarah|Sofea Irdina"
 )
 MALAY_M = _words(
     "Muhammad Hafiz|Ahmad Faizal|Mohd Azlan|Muhammad Amirul|Khairul Anuar|Syed Hakim|Ikmal Hisham|Mohd Firdaus|Adam Haikal|Luqman Hakim"
+    "|Amir Hamzah|Faris|Haziq|Danial|Irfan|Hakimi|Zulkifli|Aiman"
 )
 MALAY_FATHER = _words(
     "Ahmad|Abdullah|Ismail|Rahman|Hassan|Othman|Yusof|Ibrahim|Zainal|Kamarudin|Razak|Salleh|Hamid|Aziz|Mokhtar"
+    "|Abdul Rahman|Mohamad|Jamaluddin|Sulaiman|Hashim|Mahmud|Idris|Yaakob|Musa|Ramli|Harun|Omar"
+    "|Jaafar|Daud|Zakaria|Rashid|Kassim|Shamsuddin|Nordin|Hussin"
 )
-CN_ROMAN_SURNAME = _words("Tan|Lim|Lee|Wong|Ng|Ong|Chong|Goh|Teh|Chan|Yap|Liew|Khoo|Low|Cheah")
+CN_ROMAN_SURNAME = _words(
+    "Tan|Lim|Lee|Wong|Ng|Ong|Chong|Goh|Teh|Chan|Yap|Liew|Khoo|Low|Cheah"
+    "|Chua|Foo|Heng|Koh|Lau|Leong|Loh|Ho|Tay|Toh|Yeoh|Kwan|Choo|Phang|Soh"
+)
 CN_ROMAN_F = _words(
     "Mei Ling|Jia Hui|Xin Yi|Siew Ling|Pei Shan|Hui Min|Li Ying|Wei Ting|Shu Fen|Kar Mun|Yee Ling|Zi Xuan"
+    "|Hui Wen|Jing Yi|Pei Yi|Sze Ching|Wai Yee|Ai Ling|Mun Yee|Xiao Wei"
 )
-CN_ROMAN_M = _words("Wei Jie|Kah Wai|Chee Keong|Zhi Hao|Jun Wei|Kok Leong|Yong Sheng")
+CN_ROMAN_M = _words(
+    "Wei Jie|Kah Wai|Chee Keong|Zhi Hao|Jun Wei|Kok Leong|Yong Sheng"
+    "|Kah Hoe|Boon Keat|Jia Wei|Ming Hui|Chun Kit|Wai Keong|Yi Xiang"
+)
 HANS_SURNAME = _pairs(
     "王:wang|李:li|张:zhang|刘:liu|陈:chen|杨:yang|黄:huang|赵:zhao|周:zhou|吴:wu|林:lin|郭:guo"
+    "|孙:sun|马:ma|朱:zhu|胡:hu|何:he|高:gao|罗:luo|梁:liang"
 )
 HANS_F = _pairs(
     "小红:xiaohong|静怡:jingyi|晓敏:xiaomin|丽娟:lijuan|佳怡:jiayi|雨涵:yuhan|思琪:siqi|婷婷:tingting|欣怡:xinyi|梦瑶:mengyao"
+    "|诗涵:shihan|可馨:kexin|紫涵:zihan|慧敏:huimin|雪梅:xuemei|晓琳:xiaolin|嘉欣:jiaxin|若曦:ruoxi"
 )
-HANS_M = _pairs("伟:wei|磊:lei|子轩:zixuan|浩然:haoran|俊杰:junjie")
+HANS_M = _pairs(
+    "伟:wei|磊:lei|子轩:zixuan|浩然:haoran|俊杰:junjie|志强:zhiqiang|明轩:mingxuan|宇航:yuhang"
+    "|建华:jianhua|博文:bowen"
+)
 HANT_SURNAME = _pairs(
     "陳:chen|林:lin|黃:huang|張:chang|李:lee|王:wang|吳:wu|劉:liu|蔡:tsai|楊:yang|鄭:cheng|謝:hsieh"
+    "|許:hsu|何:ho|周:chou|郭:kuo|曾:tseng|賴:lai|廖:liao|徐:hsu"
 )
 HANT_F = _pairs(
     "美玲:meiling|淑芬:shufen|怡君:yichun|雅婷:yating|佩珊:peishan|詩涵:shihhan|宜蓁:yichen|曉雯:hsiaowen"
+    "|佳穎:chiaying|欣妤:hsinyu|家瑜:chiayu|婉婷:wanting|靜宜:chingyi|郁婷:yuting"
 )
-HANT_M = _pairs("志明:chihming|家豪:chiahao|建宏:chienhung|俊傑:chunchieh|冠宇:kuanyu")
+HANT_M = _pairs(
+    "志明:chihming|家豪:chiahao|建宏:chienhung|俊傑:chunchieh|冠宇:kuanyu|承翰:chenghan"
+    "|宗翰:tsunghan|柏翰:pohan|彥廷:yenting"
+)
 INDIAN_F = _words(
     "Kavitha|Priya|Deepa|Shalini|Nisha|Revathi|Anusha|Sangeetha|Thivya|Malini|Geetha|Yamuna"
+    "|Kalaivani|Suganya|Meena|Vanitha|Pavithra|Lakshmi"
 )
-INDIAN_M = _words("Suresh|Ravi|Vinod|Arun|Ganesh|Prakash|Kumaresan")
+INDIAN_M = _words(
+    "Suresh|Ravi|Vinod|Arun|Ganesh|Prakash|Kumaresan|Saravanan|Rajesh|Vijay|Dinesh|Siva"
+)
 INDIAN_FATHER = _words(
     "Raman|Subramaniam|Krishnan|Murugan|Ganesan|Selvam|Rajendran|Muthu|Chandran|Pillai|Nair|Maniam"
+    "|Ramasamy|Perumal|Gopal|Arumugam|Balakrishnan|Sinnathamby|Kandasamy|Velu"
 )
 THAI_F = _pairs(
     "สมหญิง:somying|สุภาพร:supaporn|วิไลวรรณ:wilaiwan|ณัฐธิดา:natthida|กนกวรรณ:kanokwan|ปิยะนุช:piyanuch|อรุณี:arunee|พิมพ์ชนก:pimchanok|ศิริพร:siriporn|จันทร์เพ็ญ:janpen|ชนิดา:chanida|รัตนา:rattana|ปวีณา:paweena|นภัสสร:napatsorn"
+    "|ธิดารัตน์:thidarat|สุนิสา:sunisa|วรรณา:wanna|กาญจนา:kanchana|อัญชลี:anchalee|พัชรี:patcharee"
 )
 THAI_M = _pairs(
     "สมชาย:somchai|ธนากร:thanakorn|วีระพงษ์:weerapong|ประเสริฐ:prasert|อนุชา:anucha|กิตติศักดิ์:kittisak|ณัฐวุฒิ:nattawut|สุรชัย:surachai|พงศกร:pongsakorn|ชัยวัฒน์:chaiwat"
+    "|วิชัย:wichai|สมศักดิ์:somsak|ปิยะพงษ์:piyapong|อภิชาติ:apichat|ธีรวัฒน์:theerawat"
 )
 THAI_SURNAME = _pairs(
     "ใจดี:jaidee|ศรีสุข:srisuk|วงศ์สวัสดิ์:wongsawat|แก้วประเสริฐ:kaewprasert|สุขสวัสดิ์:suksawat|ทองดี:thongdee|บุญมา:boonma|รัตนพันธ์:rattanaphan|จันทร์เจริญ:chancharoen|พรหมมา:phromma|เพชรรัตน์:petcharat|สายทอง:saithong"
+    "|ศรีวงศ์:sriwong|มณีรัตน์:maneerat|ชัยมงคล:chaimongkol|สมบูรณ์:somboon|ปัญญาดี:panyadee"
+    "|อินทร์แก้ว:inkaew|คงสุข:khongsuk|วัฒนกุล:wattanakul|เจริญผล:charoenphon|ศรีทอง:srithong"
+    "|พึ่งบุญ:phuengboon|บุญเรือง:boonruang|ทองคำ:thongkham|นาคสวัสดิ์:naksawat|อ่อนศรี:onsri"
+    "|สุวรรณศรี:suwannasri|แสงทอง:saengthong|กิตติวงศ์:kittiwong|ธนพัฒน์:thanaphat|เรืองศรี:ruangsri"
+    "|ภูมิใจ:phumjai|ศักดิ์ดี:sakdee|มีสุข:meesuk|ทรัพย์มาก:submak"
 )
-EXPAT = [
-    ("Emily Carter", "emily.carter", "female"),
-    ("James Wilson", "james.wilson", "male"),
-    ("Sophie Martin", "sophie.martin", "female"),
-    ("田中 由紀", "yuki.tanaka", "female"),
-    ("佐藤 健", "ken.sato", "male"),
-    ("Anna Schmidt", "anna.schmidt", "female"),
-    ("Daniel Kim", "daniel.kim", "male"),
-    ("Chloé Dubois", "chloe.dubois", "female"),
-]
+EXPAT_F = _pairs(
+    "Emily:emily|Sophie:sophie|Anna:anna|Chloé:chloe|Hannah:hannah|Laura:laura|Olivia:olivia"
+    "|Charlotte:charlotte|Julia:julia|Emma:emma"
+)
+EXPAT_M = _pairs(
+    "James:james|Daniel:daniel|Lukas:lukas|Thomas:thomas|Oliver:oliver|Pierre:pierre"
+    "|Michael:michael|David:david|Ben:ben|Marco:marco"
+)
+EXPAT_SURNAME = _pairs(
+    "Carter:carter|Wilson:wilson|Martin:martin|Schmidt:schmidt|Dubois:dubois|Müller:mueller"
+    "|Smith:smith|Brown:brown|Taylor:taylor|Rossi:rossi|Jensen:jensen|Novak:novak|Walker:walker"
+    "|Evans:evans|Fischer:fischer|Moreau:moreau|Kim:kim|Park:park"
+)
+# Japanese clients are written surname first, with a space, as on their cards.
+JAPANESE_SURNAME = _pairs("田中:tanaka|佐藤:sato|鈴木:suzuki|高橋:takahashi|渡辺:watanabe|伊藤:ito")
+JAPANESE_F = _pairs("由紀:yuki|美咲:misaki|陽子:yoko|愛:ai|さくら:sakura")
+JAPANESE_M = _pairs("健:ken|翔太:shota|大輔:daisuke|拓也:takuya|直樹:naoki")
 PET_NAMES = _words(
     "Mochi|Lucky|Coco|Bobo|ส้มโอ|ข้าวปั้น|Milo|Toffee|Nam Tan|Mali|Khao Niao|Peanut|Oreo|ไข่มุก|Kaimook|Tofu|Latte|Boba|มะม่วง|Leo|Luna|Ginger|Moo Ping|Snow"
 )
@@ -679,8 +718,8 @@ def _salon_person(rng: random.Random) -> tuple[str, str, str, str]:
         given = rng.choice(INDIAN_F if female else INDIAN_M)
         father = rng.choice(INDIAN_FATHER)
         return f"{given} {'a/p' if female else 'a/l'} {father}", given.lower(), _g(female), "en"
-    name, slug, gender = rng.choice(EXPAT)
-    return name, slug.replace(".", ""), gender, "en"
+    name, slug = _expat_name(rng, female)
+    return name, slug.replace(".", ""), _g(female), "en"
 
 
 def _clinic_person(rng: random.Random) -> tuple[str, str, str, str]:
@@ -699,8 +738,30 @@ def _clinic_person(rng: random.Random) -> tuple[str, str, str, str]:
         s, sr = rng.choice(HANT_SURNAME)
         g, gr = rng.choice(HANT_F if female else HANT_M)
         return s + g, gr + sr, _g(female), "zh_Hant"
-    name, slug, gender = rng.choice(EXPAT)
-    return name, slug, gender, "en"
+    name, slug = _expat_name(rng, female)
+    return name, slug, _g(female), "en"
+
+
+def _expat_name(rng: random.Random, female: bool) -> tuple[str, str]:
+    """(name, e-mail slug) of a European, American, Korean or Japanese client."""
+    if rng.random() < 0.25:
+        s, sr = rng.choice(JAPANESE_SURNAME)
+        g, gr = rng.choice(JAPANESE_F if female else JAPANESE_M)
+        return f"{s} {g}", f"{gr}.{sr}"
+    g, gr = rng.choice(EXPAT_F if female else EXPAT_M)
+    s, sr = rng.choice(EXPAT_SURNAME)
+    return f"{g} {s}", f"{gr}.{sr}"
+
+
+def _new_person(spec: "StoreSpec", rng: random.Random, seen: set[str]) -> tuple[str, str, str, str]:
+    """A client whose full name is not yet in the store's book (namesakes are rare there)."""
+    make = _salon_person if spec is SALON else _clinic_person
+    for _ in range(20):
+        person = make(rng)
+        if person[0] not in seen:
+            break
+    seen.add(person[0])
+    return person
 
 
 def _g(female: bool) -> str:
@@ -1278,8 +1339,9 @@ def _build_store(
     personas = list(SALON_PERSONAS if spec is SALON else CLINIC_PERSONAS)
     people: list[Person] = []
     rotation = 0
+    names: set[str] = set()
     for n in range(1, count + 1):
-        name, slug, gender, locale = (_salon_person if spec is SALON else _clinic_person)(rng)
+        name, slug, gender, locale = _new_person(spec, rng, names)
         profile = rng.choices([p for p, _ in PROFILES], [w for _, w in PROFILES])[0]
         person = Person(
             n,
