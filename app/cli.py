@@ -163,6 +163,8 @@ def serve_cmd(host, port, no_worker, threads):
         click.echo(f"Background worker started (pid {worker.pid}).")
     app = create_app()
     click.echo(f"Revisit is running on http://{host}:{port}/  (Ctrl-C stops it)")
+    # A process manager stops us with SIGTERM: leave through `finally` so the worker goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(app, host=host, port=port, threads=threads, ident="revisit")
     finally:

@@ -155,9 +155,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(tmp_path, *flags, while_up=None) -> str:
+def _serve(tmp_path, *flags, while_up=None, stop=signal.SIGINT) -> str:
     """Run `revisit serve` on a fresh SQLite instance until /healthz answers, call
-    `while_up(log)`, press Ctrl-C, and answer everything it printed."""
+    `while_up(log)`, stop it (Ctrl-C unless told), and answer everything it printed."""
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -198,21 +198,24 @@ def _serve(tmp_path, *flags, while_up=None) -> str:
         if while_up is not None:
             while_up(log)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        if stop == signal.SIGINT:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        else:
+            proc.send_signal(stop)
         proc.wait(timeout=30)
     return log.read_text()
 
 
-def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
-    def worker_ticked(log):
-        # The embedded worker runs the periodic tick as soon as it starts.
-        for _ in range(300):
-            if "app.tasks.jobs: tick at " in log.read_text():
-                break
-            time.sleep(0.1)
-        assert "app.tasks.jobs: tick at " in log.read_text()
+def _worker_ticked(log):
+    # The embedded worker runs the periodic tick as soon as it starts.
+    for _ in range(300):
+        if "app.tasks.jobs: tick at " in log.read_text():
+            break
+        time.sleep(0.1)
+    assert "app.tasks.jobs: tick at " in log.read_text()
 
-    text = _serve(tmp_path, while_up=worker_ticked)
+
+def _assert_worker_stopped(text: str) -> None:
     assert "Background worker started (pid " in text and "Huey consumer started" in text
     worker_pid = int(text.split("Background worker started (pid ")[1].split(")")[0])
     for _ in range(100):
@@ -220,6 +223,14 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
             break
         time.sleep(0.1)
     assert not Path(f"/proc/{worker_pid}").exists(), "the embedded worker outlived serve"
+
+
+def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
+    _assert_worker_stopped(_serve(tmp_path, while_up=_worker_ticked))
+
+
+def test_sigterm_to_serve_stops_its_worker_too(tmp_path):
+    _assert_worker_stopped(_serve(tmp_path, while_up=_worker_ticked, stop=signal.SIGTERM))
 
 
 def test_serve_no_worker_serves_the_web_app_alone(tmp_path):
