@@ -1,5 +1,6 @@
 """Revisit: follow-up plans that bring clients back to service businesses."""
 
+import contextlib
 import logging
 
 from flask import Flask, g, request, session
@@ -9,7 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
 from app import clock, compression, config
-from app.db import db, init_db
+from app.db import db, init_db, interactive_writer
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -83,8 +84,17 @@ def create_app(overrides: dict | None = None) -> Flask:
             if not getattr(app.view_functions.get(request.endpoint), "checks_database", False):
                 raise
 
+    @app.before_request
+    def _writer_gate():
+        # A request that changes data goes ahead of the engine's batches on SQLite.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            g.writer_gate = contextlib.ExitStack()
+            g.writer_gate.enter_context(interactive_writer())
+
     @app.teardown_request
     def _close(exc):
+        if gate := g.pop("writer_gate", None):
+            gate.close()
         # Close only what this request opened (a test or a job may hold the connection).
         if g.pop("db_opened", False) and not db.is_closed():
             db.close()

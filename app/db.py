@@ -1,6 +1,10 @@
 """Database: one proxy, a base model, and connection handling per request."""
 
+import contextlib
+import fcntl
 import json
+import os
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
@@ -56,6 +60,57 @@ def init_db(url: str) -> pw.Database:
 def is_postgres() -> bool:
     """True when the proxy points at PostgreSQL."""
     return isinstance(db.obj, pw.PostgresqlDatabase)
+
+
+def _gate_path() -> str | None:
+    """The lock file beside a SQLite database file; None on PostgreSQL or in memory."""
+    if is_postgres() or db.obj is None:
+        return None
+    path = getattr(db.obj, "database", "") or ""
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        return None
+    return f"{path}-writers"
+
+
+@contextlib.contextmanager
+def interactive_writer():
+    """Mark this block as a person's write (a staff member's tap) so that, on SQLite, the
+    engine's long runs step aside for it between two batches (see `yield_to_writers`)."""
+    path = _gate_path()
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # one open file per writer: flock is per fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def yield_to_writers(max_wait: float = 2.0) -> bool:
+    """Between two batches of a long SQLite run: wait (at most `max_wait` s) until no person's
+    write is waiting or running. SQLite has one writer at a time and its busy handler polls a
+    waiting writer only every 25–100 ms, so a run that commits batch after batch would otherwise
+    starve them. → whether anyone was waiting."""
+    path = _gate_path()
+    if path is None:
+        return False
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        waited = False
+        deadline = time.monotonic() + max_wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return waited
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return True
+                waited = True
+                time.sleep(0.002)
+    finally:
+        os.close(fd)
 
 
 class UTCDateTimeField(pw.DateTimeField):

@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 
 import peewee as pw  # noqa: E402
 
-from app.db import db, is_postgres  # noqa: E402
+from app.db import db, interactive_writer, is_postgres  # noqa: E402
 from app.models import (  # noqa: E402
     Decision,
     Enrollment,
@@ -220,7 +220,8 @@ def _concurrent_write(store_id: int, aud: dict, at) -> dict:
             while not done.is_set():
                 fid = ids[n % len(ids)]
                 started = time.perf_counter()
-                with db.atomic():
+                # As the web app does for a request that changes data (app/__init__.py).
+                with interactive_writer(), db.atomic():
                     FollowUp.update(
                         outcome="reached",
                         note=pw.Value(f"call {n}"),

@@ -5,7 +5,10 @@ from peewee import *
 
 
 def up(migrator, db):
-    db.execute_sql("DELETE FROM why_log WHERE kind = 'created' AND detail LIKE 'follow-up: %'")
+    db.execute_sql(
+        "DELETE FROM why_log WHERE kind = 'created' AND detail LIKE " + db.param,
+        ("follow-up: %",),
+    )
 
 
 def down(migrator, db):

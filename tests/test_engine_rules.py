@@ -1,10 +1,12 @@
 """Engine rules: assignee rules, back-fill within grace, local-day dedupe, withdrawal counts,
 and follow-up scripts rendered by the database exactly as Python renders them."""
 
+import threading
 from datetime import date
 
 import pytest
 
+from app.db import db, is_postgres
 from app.models import (
     Decision,
     Enrollment,
@@ -253,7 +255,7 @@ def _scripts_for(app_store, monkeypatch, in_sql: bool):
     monkeypatch.undo()
     return [
         (f.customer.name, f.script, f.assigned_by_rule, f.assignee.name if f.assignee else None)
-        for f in FollowUp.select().where(FollowUp.store == app_store.id).order_by(FollowUp.id)
+        for f in FollowUp.select().where(FollowUp.store == app_store.id).order_by(FollowUp.customer)
     ]
 
 
@@ -291,7 +293,6 @@ def test_followup_occurrence_killed_mid_batch_rerun_makes_exactly_the_full_set(a
     followup_plan(store)
     monkeypatch.setattr(engine, "BATCH", 4)
     monkeypatch.setattr(engine, "BATCH_POSTGRES", 4)
-    monkeypatch.setattr(engine, "SQLITE_YIELD_SECONDS", 0)
     real = engine._create_followups
     calls = {"n": 0}
 
@@ -313,3 +314,66 @@ def test_followup_occurrence_killed_mid_batch_rerun_makes_exactly_the_full_set(a
     assert Decision.select().where(Decision.outcome == "followup").count() == 25
     assert FollowUpReason.select().count() == 25
     assert engine.run_occurrence(Occurrence.get(), NOON) == 0
+
+
+def _parallel_batches(monkeypatch):
+    """A small occurrence run as a big one: several batches on several connections at once."""
+    if not is_postgres():
+        pytest.skip("batches run on several connections at once only on PostgreSQL")
+    monkeypatch.setattr(engine, "PARALLEL", 3)
+    monkeypatch.setattr(engine, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(engine, "BATCH_POSTGRES", 7)
+
+
+def test_parallel_batches_make_exactly_one_follow_up_per_customer(app, monkeypatch):
+    _parallel_batches(monkeypatch)
+    store = make_store()
+    make_staff(stores=[store], name="Anna")
+    people = [make_customer(store, name=f"Pelanggan {i}") for i in range(40)]
+    followup_plan(store)
+    threads = [threading.Thread(target=_run_due_on_own_connection) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(f.customer_id for f in FollowUp.select()) == sorted(p.id for p in people)
+    assert Decision.select().where(Decision.outcome == "followup").count() == 40
+    assert FollowUpReason.select().count() == 40
+    assert Occurrence.get().status == "done" and Occurrence.get().created_count == 40
+    assert engine.run_occurrence(Occurrence.get(), NOON) == 0
+
+
+def _run_due_on_own_connection():
+    with db.connection_context():
+        engine.run_due(NOON)
+
+
+def test_parallel_batch_killed_rerun_makes_exactly_the_full_set(app, monkeypatch):
+    _parallel_batches(monkeypatch)
+    store = make_store()
+    make_staff(stores=[store], name="Anna")
+    for i in range(40):
+        make_customer(store, name=f"Pelanggan {i}")
+    followup_plan(store)
+    real = engine._create_followups
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def one_batch_killed(*args, **kwargs):
+        with lock:
+            calls["n"] += 1
+            killed = calls["n"] == 2
+        if killed:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_create_followups", one_batch_killed)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        engine.run_due(NOON)
+    assert FollowUp.select().count() < 40
+    assert Decision.select().count() == FollowUp.select().count()  # the dead batch left nothing
+    assert Occurrence.get().status == "running"
+    monkeypatch.setattr(engine, "_create_followups", real)
+    engine.run_due(NOON)
+    assert FollowUp.select().count() == 40
+    assert FollowUpReason.select().count() == 40

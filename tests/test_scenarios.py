@@ -4,7 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 from app.models import Consent, Decision, Enrollment, FollowUp, Message, Occurrence, WhyLog
-from app.services import engine, events, plans
+from app.services import engine, events, plans, timeline
 from tests.factories import make_card, make_customer, make_staff, make_store, utc
 
 SH = "Asia/Shanghai"  # UTC+8, no DST
@@ -335,6 +335,10 @@ def test_second_reason_joins_the_open_followup_and_withdrawal_removes_only_its_r
     assert followup.status == "open" and followup.reasons.count() == 1
     assert "还剩2次" in followup.script and "¥400.00" not in followup.script
     assert WhyLog.select().where(WhyLog.kind == "withdrawn").count() == 1
+    with app.test_request_context():
+        entries, _ = timeline.timeline(xiaohong)
+    why = sorted((e.data["decision"], e.data["plan"]) for e in entries if e.kind == "why")
+    assert why == [("created", "余额不足"), ("created", "次卡不足"), ("withdrawn", "余额不足")]
 
 
 def test_fatigue_defers_a_third_message_until_budget_frees(app):

@@ -40,15 +40,19 @@ def eligible_staff(store: Store, day: date) -> tuple[list[int], list[int]]:
     return everyone, employees
 
 
-def _parts(customer_id, store: Store, day: date):
-    """(assigned staff, who served last, round-robin pick) expressions for a customer column."""
+def _parts(customer_id, store: Store, day: date, assigned_staff=None):
+    """(assigned staff, who served last, round-robin pick) expressions for a customer column
+    (`assigned_staff`: the customer's assigned_staff column, when the query has their row)."""
     everyone, employees = eligible_staff(store, day)
     if not everyone:
         return None
-    Assigned = Customer.alias("ac")
-    assigned = Assigned.select(Assigned.assigned_staff).where(
-        (Assigned.id == customer_id) & Assigned.assigned_staff.in_(everyone)
-    )
+    if assigned_staff is not None:
+        assigned = pw.Case(None, [(assigned_staff.in_(everyone), assigned_staff)], None)
+    else:
+        Assigned = Customer.alias("ac")
+        assigned = Assigned.select(Assigned.assigned_staff).where(
+            (Assigned.id == customer_id) & Assigned.assigned_staff.in_(everyone)
+        )
     last_served = (
         Visit.select(Visit.staff)
         .where((Visit.customer == customer_id) & Visit.staff.in_(everyone))
@@ -86,7 +90,9 @@ def _fixed_staff(store: Store, day: date, staff) -> int | None:
     return found if found in everyone else None
 
 
-def sources(customer_id, store: Store, day: date, rule: str = "default", staff=None) -> list:
+def sources(
+    customer_id, store: Store, day: date, rule: str = "default", staff=None, assigned_staff=None
+) -> list:
     """[(rule name, staff-id expression)] tried in order for a customer id column.
 
     `default` (and `assigned`): assigned staff → who served last → round-robin;
@@ -96,7 +102,7 @@ def sources(customer_id, store: Store, day: date, rule: str = "default", staff=N
     """
     if rule == "manager_queue":
         return []
-    parts = _parts(customer_id, store, day)
+    parts = _parts(customer_id, store, day, assigned_staff)
     if parts is None:
         return []
     assigned, last_served, round_robin = parts

@@ -10,8 +10,9 @@ with ON CONFLICT DO NOTHING; follow-ups and messages are made only from decision
 import contextlib
 import hashlib
 import logging
-import time
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from itertools import product
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from app.db import JSONField, UTCDateTimeField, db, is_postgres
+from app.db import JSONField, UTCDateTimeField, db, is_postgres, yield_to_writers
 from app.models import (
     CardLedger,
     CardProduct,
@@ -47,11 +48,12 @@ from app.services import assignment, loyalty, schedule, scripts, templates
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # contacts per transaction: keeps SQLite writers from waiting behind a big occurrence
-# Pause after each SQLite batch: a writer that waited is polled by SQLite's busy handler at most
-# 25 ms apart in its first ~128 ms, so a 25 ms gap lets it in instead of starving behind us.
-SQLITE_YIELD_SECONDS = 0.025
+BATCH = 2000  # contacts per SQLite transaction (~50–100 ms of the write lock)
 BATCH_POSTGRES = 50000  # PostgreSQL writers do not queue behind each other: fewer, larger batches
+# PostgreSQL: batches of one big occurrence run on this many connections at once.
+PARALLEL = max(1, min(4, os.cpu_count() or 1))
+PARALLEL_FROM = 5000  # candidates; a smaller occurrence is not worth more connections
+OCCURRENCE_LOCK = 0x5256  # advisory-lock class of an occurrence run ("RV")
 MAX_MISSED = 400
 CHANNEL_ORDER = ("whatsapp", "line", "sms", "email")
 _ADDRESS = {"whatsapp": "phone", "sms": "phone", "line": "line_id", "email": "email"}
@@ -1098,8 +1100,10 @@ def _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) ->
     """INSERT … SELECT the new follow-ups of the pending decisions whose customer has none open:
     assignee, rule, due time and rendered script all computed by the database. None (nothing
     done) when a script needs Python to render."""
-    open_fu = FollowUp.select(FollowUp.id).where(FollowUp.open_customer == Decision.customer)
-    fresh = pending & ~pw.fn.EXISTS(open_fu)
+    # A customer with an open follow-up is skipped by the unique open_customer index (ON
+    # CONFLICT DO NOTHING), not by a NOT EXISTS: PostgreSQL, seeing a small follow_up table,
+    # plans that as a scan of the table this very statement is filling (quadratic).
+    fresh = pending
     locale = pw.fn.COALESCE(pw.fn.NULLIF(Customer.locale, ""), store.locale)
     locales = sorted(
         loc
@@ -1113,7 +1117,9 @@ def _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) ->
     if not locales:
         return 0
     rule, fixed = assignment.rule_of(action)
-    found = assignment.sources(Decision.customer, store, day, rule, fixed)
+    found = assignment.sources(
+        Decision.customer, store, day, rule, fixed, assigned_staff=Customer.assigned_staff
+    )
     inner = (
         Decision.select(
             Decision.customer.alias("cid"),
@@ -1139,7 +1145,10 @@ def _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) ->
         name: getattr(x.c, name) for name in ("name", "locale", "source", "points", "visit_count")
     }
     col.update(last_visit=x.c.last_visit, branch=x.c.branch, variant=x.c.variant)
-    col["staff_name"] = Staff.select(Staff.name).where(Staff.id == assignee)
+    # Whoever the rule picks can take work in the store that day: their names, as constants.
+    everyone, _ = assignment.eligible_staff(store, day)
+    names = Staff.select(Staff.id, Staff.name).where(Staff.id.in_(everyone)).tuples()
+    col["staff_name"] = pw.Case(assignee, list(names), None) if everyone else pw.Value(None)
     today = schedule.local_date(now, store.timezone)
     script = _script_sql(cfg, store, occ, action, locales, col, today)
     if script is None:
@@ -1224,7 +1233,8 @@ def _create_followups(
         else:
             merged.append((row, script))
     with _tx(joined):
-        _lock_occurrence(occ.id)
+        if not joined:  # a joined caller holds the lock it needs
+            _lock_occurrence(occ.id)
         if rendered:
             still = _still_pending(pending, [r for r, _ in rendered])
             kept = {r[1] for r, _ in rendered if r[0] in still}
@@ -1362,9 +1372,12 @@ def _lock_occurrence(occ_id: int) -> None:
         db.execute_sql('SELECT id FROM "occurrence" WHERE id = %s FOR UPDATE', (occ_id,))
 
 
-def _candidate_ranges(cfg, store: Store, occ: Occurrence, now: datetime, batch: int) -> list:
-    """Batches [(lo, hi, ids)] of about `batch` candidates each: customer-id ranges (None:
-    open-ended) and the candidates' ids inside each.
+def _candidate_ranges(
+    cfg, store: Store, occ: Occurrence, now: datetime, batch: int, parts: int = 1
+) -> list:
+    """Batches [(lo, hi, ids)] of at most `batch` candidates each, and at least `parts` batches
+    when there are that many candidates: customer-id ranges (None: open-ended) and the
+    candidates' ids inside each.
 
     One read finds the candidates' ids, so a batch is a batch of contacts rather than a slice
     of the whole customer table. Each batch checks the audience again for its own customers.
@@ -1372,6 +1385,8 @@ def _candidate_ranges(cfg, store: Store, occ: Occurrence, now: datetime, batch: 
     query = candidates(cfg, store, occ, now)
     query._returning = (Customer.id,)
     ids = sorted({cid for (cid,) in _fetch(query)})
+    if len(ids) >= PARALLEL_FROM:
+        batch = max(1, min(batch, -(-len(ids) // parts)))
     chunks = [ids[i : i + batch] for i in range(0, len(ids), batch)] or [[]]
     bounds = [chunk[0] for chunk in chunks[1:]]
     los = [None, *bounds]
@@ -1429,18 +1444,25 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         and (occ.detail or {}).get("mode") != "baseline"
         and _script_sql_possible(cfg, store, occ, action)
     )
+    # Threads have connections of their own: only when no transaction of ours is open here.
+    parallel = PARALLEL if in_one and is_postgres() and not db.in_transaction() else 1
+    batches = _candidate_ranges(cfg, store, occ, now, batch, parts=parallel)
+    if parallel > 1 and len(batches) > 1 and sum(len(b[2]) for b in batches) >= PARALLEL_FROM:
+        _run_batches_in_parallel(cfg, store, occ, action, batches, now, totals)
+        batches = []
     wrote = False
-    for lo, hi, ids in _candidate_ranges(cfg, store, occ, now, batch):
+    for lo, hi, ids in batches:
         if wrote and not is_postgres():
             # Fold our pages back into the database now, so a staff member's commit is not the
-            # one that crosses the WAL auto-checkpoint threshold and pays for our writes.
+            # one that crosses the WAL auto-checkpoint threshold and pays for our writes; and
+            # let a staff member who is waiting to write go first.
             db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            time.sleep(SQLITE_YIELD_SECONDS)
+            yield_to_writers()
         with _tx():
             _lock_occurrence(occ.id)
             query = candidates(cfg, store, occ, now).where(_batch_where(lo, hi, ids))
             if in_one:
-                wrote = _run_batch_in_one(cfg, store, occ, action, query, now, totals)
+                wrote = _run_batch_in_one(cfg, store, occ, action, query, now, totals, lo, hi)
                 continue
             wrote = True
             _insert_decisions(cfg, store, occ, query, now)
@@ -1457,16 +1479,19 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
     totals["occurrences"] += 1
 
 
-def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, totals) -> bool:
+def _run_batch_in_one(
+    cfg, store, occ: Occurrence, action: dict, query, now, totals, lo=None, hi=None
+) -> bool:
     """One batch inside the caller's transaction: decisions inserted as `followup`, screened,
-    and their follow-ups made by the database. The occurrence's row lock (PostgreSQL) or the
-    write lock (SQLite) is held, so the ids just returned are this batch's only new rows."""
+    and their follow-ups made by the database. The ids just returned, within the batch's own
+    customers, are this batch's only new rows (another batch's commits may fall between them)."""
     ids = _insert_decisions(cfg, store, occ, query, now, outcome="followup")
     if not ids:
         return False
     fresh = (
         (Decision.occurrence == occ.id)
         & Decision.id.between(min(ids), max(ids))
+        & _in_range(Decision.customer, lo, hi)
         & (Decision.outcome == "followup")
     )
     totals.update(_screen(cfg, store, occ, fresh, now))
@@ -1474,6 +1499,33 @@ def _run_batch_in_one(cfg, store, occ: Occurrence, action: dict, query, now, tot
         cfg, store, occ, action, fresh, now, joined=True, premarked=True
     )
     return True
+
+
+def _run_batches_in_parallel(cfg, store, occ: Occurrence, action: dict, batches, now, totals):
+    """PostgreSQL: the batches of one occurrence on several connections at once (their
+    customers never overlap). Another worker running the same occurrence waits for the whole
+    run on a session advisory lock, as a single run's batches would wait on the row lock."""
+    db.execute_sql("SELECT pg_advisory_lock(%s, %s)", (OCCURRENCE_LOCK, occ.id))
+    try:
+
+        def run(lo, hi, ids) -> Counter:
+            counts: Counter = Counter()
+            with db.connection_context(), _tx():
+                query = candidates(cfg, store, occ, now).where(_batch_where(lo, hi, ids))
+                _run_batch_in_one(cfg, store, occ, action, query, now, counts, lo, hi)
+            return counts
+
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="engine") as pool:
+            futures = [pool.submit(run, *batch) for batch in batches]
+            try:
+                for future in futures:
+                    totals.update(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s, %s)", (OCCURRENCE_LOCK, occ.id))
 
 
 def firing_rule(cfg) -> tuple[str, str, int, date | None] | None:
@@ -1879,6 +1931,15 @@ def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> 
             Decision.update(outcome="withdrawn", reason=why[:300], updated_at=now).where(
                 Decision.id == reason.decision_id
             ).execute()
+        # The reason row (the timeline's "created" entry) is deleted below: the entry stays.
+        WhyLog.create(
+            customer=event.customer_id,
+            plan=reason.plan_id,
+            occurrence=reason.occurrence_id,
+            kind="created",
+            detail=f"follow-up: {plans[reason.plan_id].name or ''}"[:300],
+            at=reason.created_at,
+        )
         WhyLog.create(
             customer=event.customer_id,
             plan=reason.plan_id,
