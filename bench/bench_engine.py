@@ -117,15 +117,20 @@ SERVER_CPU: dict = {}
 
 
 def _server_cpu() -> float | None:
-    """CPU seconds used so far by this connection's PostgreSQL backend (same machine only)."""
+    """CPU seconds used so far by the PostgreSQL server's processes (same machine only): the
+    engine runs a big occurrence's batches on several connections, each its own backend."""
     if not is_postgres():
         return None
-    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if name.endswith("(postgres"):
+            fields = fields.split()
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(fn, name: str | None = None):
