@@ -1369,7 +1369,9 @@ def _enroll(cfg, store, occ: Occurrence, done, now: datetime) -> None:
 
 def _lock_occurrence(occ_id: int) -> None:
     if is_postgres():
-        db.execute_sql('SELECT id FROM "occurrence" WHERE id = %s FOR UPDATE', (occ_id,))
+        # NO KEY UPDATE: batches of the engine wait for each other, while rows that merely
+        # reference the occurrence (their foreign-key checks take KEY SHARE) do not wait.
+        db.execute_sql('SELECT id FROM "occurrence" WHERE id = %s FOR NO KEY UPDATE', (occ_id,))
 
 
 def _candidate_ranges(
