@@ -4,6 +4,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -72,6 +73,9 @@ def _gate_path() -> str | None:
     return f"{path}-writers"
 
 
+_gate = threading.local()  # how deep this thread is inside interactive_writer()
+
+
 @contextlib.contextmanager
 def interactive_writer():
     """Mark this block as a person's write (a staff member's tap) so that, on SQLite, the
@@ -81,33 +85,36 @@ def interactive_writer():
         yield
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # one open file per writer: flock is per fd
+    _gate.depth = getattr(_gate, "depth", 0) + 1
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield
     finally:
+        _gate.depth -= 1
         os.close(fd)  # releases the lock
 
 
-def yield_to_writers(max_wait: float = 2.0) -> bool:
+def yield_to_writers(max_wait: float = 2.0) -> str:
     """Between two batches of a long SQLite run: wait (at most `max_wait` s) until no person's
     write is waiting or running. SQLite has one writer at a time and its busy handler polls a
     waiting writer only every 25–100 ms, so a run that commits batch after batch would otherwise
-    starve them. → whether anyone was waiting."""
+    starve them. → "free" (nobody was waiting), "waited", or "gave_up" (still held after
+    `max_wait`: a long request, such as an upload, holds it)."""
     path = _gate_path()
-    if path is None:
-        return False
+    if path is None or getattr(_gate, "depth", 0):
+        return "free"  # a run inside a person's own request has nobody to step aside for
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        waited = False
         deadline = time.monotonic() + max_wait
+        outcome = "free"
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return waited
+                return outcome
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    return True
-                waited = True
+                    return "gave_up"
+                outcome = "waited"
                 time.sleep(0.002)
     finally:
         os.close(fd)

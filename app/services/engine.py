@@ -49,6 +49,7 @@ from app.services import assignment, loyalty, schedule, scripts, templates
 log = logging.getLogger(__name__)
 
 BATCH = 2000  # contacts per SQLite transaction (~50–100 ms of the write lock)
+WRITER_PATIENCE = 2.0  # seconds a SQLite run waits between batches for staff writes to finish
 BATCH_POSTGRES = 50000  # PostgreSQL writers do not queue behind each other: fewer, larger batches
 # PostgreSQL: batches of one big occurrence run on this many connections at once.
 PARALLEL = max(1, min(4, os.cpu_count() or 1))
@@ -1453,13 +1454,16 @@ def _run_and_count(occ: Occurrence, now: datetime, totals: Counter) -> None:
         _run_batches_in_parallel(cfg, store, occ, action, batches, now, totals)
         batches = []
     wrote = False
+    patience = WRITER_PATIENCE
     for lo, hi, ids in batches:
         if wrote and not is_postgres():
             # Fold our pages back into the database now, so a staff member's commit is not the
             # one that crosses the WAL auto-checkpoint threshold and pays for our writes; and
-            # let a staff member who is waiting to write go first.
+            # let a staff member who is waiting to write go first. A request that holds the
+            # gate for long (an upload) is waited for once, not before every batch.
             db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            yield_to_writers()
+            gave_up = yield_to_writers(patience) == "gave_up"
+            patience = 0.0 if gave_up else WRITER_PATIENCE
         with _tx():
             _lock_occurrence(occ.id)
             query = candidates(cfg, store, occ, now).where(_batch_where(lo, hi, ids))
