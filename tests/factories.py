@@ -4,7 +4,15 @@ import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.models import CardProduct, Customer, CustomerCard, Staff, StaffStore, Store
+from app.models import (
+    CardProduct,
+    ChannelSetting,
+    Customer,
+    CustomerCard,
+    Staff,
+    StaffStore,
+    Store,
+)
 from app.services import auth
 
 _seq = itertools.count(1)
@@ -32,6 +40,14 @@ def make_store(key: str | None = None, **kw) -> Store:
     )
     defaults.update(kw)
     return Store.create(**defaults)
+
+
+def switch_on_channels(store: Store, *channels: str) -> Store:
+    """Mark message channels set up and switched on (the engine only queues on those); the
+    four consent channels when none are named. Sending still needs a provider (see wa)."""
+    for channel in channels or ("whatsapp", "line", "sms", "email"):
+        ChannelSetting.create(store=store.id, channel=channel, enabled=True, config={})
+    return store
 
 
 def make_staff(

@@ -21,10 +21,16 @@ from app.models import (
     WhyLog,
 )
 from app.services import engine, plans, scheduler
-from tests.factories import make_card, make_customer, make_staff, make_store, utc
+from tests import factories
+from tests.factories import make_card, make_customer, make_staff, utc
 from tests.test_scenarios import event, reachable
 
 NOON = utc(2026, 5, 17, 2)  # 10:00 in Kuala Lumpur
+
+
+def make_store(*args, **kw):
+    """A store with its message channels set up (the engine queues messages only on those)."""
+    return factories.switch_on_channels(factories.make_store(*args, **kw))
 
 
 def crowd(store, n, consent=True):

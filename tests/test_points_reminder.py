@@ -8,7 +8,7 @@ import pytest
 
 from app.models import Consent, Customer, FollowUp, Message, Reward
 from app.services import loyalty, plans, scheduler
-from tests.factories import make_customer, make_store, utc
+from tests.factories import make_customer, make_store, switch_on_channels, utc
 
 # Services read SECRET_KEY from the running app, as in a request or a CLI command.
 pytestmark = pytest.mark.usefixtures("in_app_context")
@@ -24,7 +24,7 @@ def shop():
     for name, price in (("Free coffee", 200), ("Free hair mask", 400), ("Free haircut", 800)):
         Reward.create(store=store, name=name, points_price=price)
     Reward.create(store=store, name="Retired reward", points_price=100, active=False)
-    return store
+    return switch_on_channels(store, "email")
 
 
 def _member(store, name, points, locale=None, email=None):

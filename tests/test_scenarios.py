@@ -5,7 +5,14 @@ from decimal import Decimal
 
 from app.models import Consent, Decision, Enrollment, FollowUp, Message, Occurrence, WhyLog
 from app.services import engine, events, plans, timeline
-from tests.factories import make_card, make_customer, make_staff, make_store, utc
+from tests.factories import (
+    make_card,
+    make_customer,
+    make_staff,
+    make_store,
+    switch_on_channels,
+    utc,
+)
 
 SH = "Asia/Shanghai"  # UTC+8, no DST
 
@@ -14,7 +21,7 @@ def shop(**kw):
     kw.setdefault("timezone", SH)
     kw.setdefault("currency", "CNY")
     kw.setdefault("locale", "zh_Hans")
-    return make_store(**kw)
+    return switch_on_channels(make_store(**kw))
 
 
 def reachable(customer, channel="whatsapp"):
@@ -210,7 +217,7 @@ def test_stored_value_card_with_500_left_gives_a_followup(app):
 
 
 def _peasy(store_tz="Asia/Kuala_Lumpur"):
-    store = make_store(timezone=store_tz, name="Bengkel Ali")
+    store = switch_on_channels(make_store(timezone=store_tz, name="Bengkel Ali"))
     plan = plans.create_plan(
         store,
         {"template": "service_interval", "name": "Servis", "status": "active"},

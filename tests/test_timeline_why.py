@@ -7,12 +7,20 @@ from flask_babel import force_locale
 from app.models import Consent, WhyLog
 from app.services import engine, plans
 from app.services.timeline import timeline, why_text
-from tests.factories import login, make_customer, make_staff, make_store, utc
+from tests.factories import (
+    login,
+    make_customer,
+    make_staff,
+    make_store,
+    switch_on_channels,
+    utc,
+)
 
 
 @pytest.fixture
 def store(app):
-    return make_store("kl", name="Bunga Beauty KL", timezone="Asia/Kuala_Lumpur", locale="ms")
+    store = make_store("kl", name="Bunga Beauty KL", timezone="Asia/Kuala_Lumpur", locale="ms")
+    return switch_on_channels(store, "whatsapp")
 
 
 def _run_member_day(store, holdout=0):

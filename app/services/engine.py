@@ -44,7 +44,7 @@ from app.models import (
     Visit,
     WhyLog,
 )
-from app.services import assignment, loyalty, schedule, scripts, templates
+from app.services import assignment, loyalty, messaging, schedule, scripts, templates
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ PARALLEL = max(1, min(4, os.cpu_count() or 1))
 PARALLEL_FROM = 5000  # candidates; a smaller occurrence is not worth more connections
 OCCURRENCE_LOCK = 0x5256  # advisory-lock class of an occurrence run ("RV")
 MAX_MISSED = 400
-CHANNEL_ORDER = ("whatsapp", "line", "sms", "email")
 _ADDRESS = {"whatsapp": "phone", "sms": "phone", "line": "line_id", "email": "email"}
 REPEAT_HORIZON_DAYS = 730
 
@@ -628,19 +627,62 @@ def _mark(where, outcome: str, kind: str, detail: str, now: datetime, **extra) -
     return Decision.update(**values).where(where).execute()
 
 
-def _channel_expr(action: dict):
-    """The first reachable channel with granted consent (or the plan's channel), else NULL."""
-    channels = [action["channel"]] if action.get("channel") else list(CHANNEL_ORDER)
-    whens = []
-    for channel in channels:
-        address = getattr(Customer, _ADDRESS.get(channel, "phone"))
-        granted = Consent.select(Consent.id).where(
-            (Consent.customer == Customer.id)
-            & (Consent.channel == channel)
-            & (Consent.granted == True)  # noqa: E712
+def _enabled_channels(cfg, store: Store) -> list[str]:
+    """The store's switched-on channels, read once per occurrence (kept on its config)."""
+    if getattr(cfg, "enabled_channels", None) is None:
+        cfg.enabled_channels = messaging.enabled_channels(store.id)
+    return cfg.enabled_channels
+
+
+def _message_channels(cfg, store: Store, action: dict) -> tuple[list[str], str]:
+    """The channels this occurrence's messages may go out on, in order — only those the store
+    has set up and switched on (read once per occurrence) — or none and the reason why."""
+    enabled = _enabled_channels(cfg, store)
+    named = action.get("channel")
+    usable = messaging.sending_order(store, named, enabled)
+    return usable, ("" if usable else messaging.no_channel_reason(named, enabled))
+
+
+def _reachable_on(channel: str):
+    """A Customer-row condition: the customer agreed to the channel and has its address."""
+    granted = Consent.select(Consent.id).where(
+        (Consent.customer == Customer.id) & (Consent.granted == True)  # noqa: E712
+    )
+    if channel not in _ADDRESS:
+        # The webhook and the demo log reach a customer through any channel they agreed to;
+        # their adapters always have an address.
+        return pw.fn.EXISTS(granted)
+    address = getattr(Customer, _ADDRESS[channel])
+    granted = granted.where(Consent.channel == channel)
+    return address.is_null(False) & (address != "") & pw.fn.EXISTS(granted)
+
+
+def _channel_expr(channels: list[str]):
+    """The first of `channels` the customer can be reached on, else NULL."""
+    return pw.Case(None, [(_reachable_on(channel), channel) for channel in channels], None)
+
+
+def _skip_reachable_elsewhere(cfg, store: Store, action: dict, unreachable, now) -> int:
+    """Skip, naming the channel, the customers of a plan on the store's best channel who can
+    be reached only on a channel the store has not set up."""
+    if action.get("channel") not in (None, "", "auto"):
+        return 0  # the plan chose its channel; another one would not be used anyway
+    order = [*(store.setting("channel_order") or messaging.DEFAULT_ORDER), *_ADDRESS]
+    enabled = _enabled_channels(cfg, store)
+    elsewhere = list(dict.fromkeys(c for c in order if c in _ADDRESS and c not in enabled))
+    if not elsewhere:
+        return 0
+    other = _channel_expr(elsewhere)
+    where = unreachable & pw.fn.EXISTS(
+        Customer.select(Customer.id).where(
+            (Customer.id == Decision.customer) & other.is_null(False)
         )
-        whens.append(((address.is_null(False)) & (address != "") & pw.fn.EXISTS(granted), channel))
-    return pw.Case(None, whens, None), channels
+    )
+    detail = Customer.select(
+        _concat("reachable only on a channel this store has not set up (", other, ")")
+    ).where(Customer.id == Decision.customer)
+    _why(where, "skipped", detail, now)
+    return Decision.update(outcome="skipped", reason=detail, updated_at=now).where(where).execute()
 
 
 def _pending(occ: Occurrence, lo=None, hi=None):
@@ -706,21 +748,27 @@ def _screen(cfg, store: Store, occ: Occurrence, pending, now: datetime) -> Count
     days = int(settings["fatigue_days"])
     since = now - timedelta(days=days)
     if kind == "message":
-        channel, channels = _channel_expr(action)
+        channels, no_channel = _message_channels(cfg, store, action)
+        if not channels:
+            counts["skipped"] += _mark(pending, "skipped", "skipped", no_channel, now)
+            return counts
+        channel = _channel_expr(channels)
         reachable = Customer.select(Customer.id).where(
             (Customer.id == Decision.customer) & channel.is_null(False)
         )
+        consents = [c for c in channels if c in _ADDRESS]
         opted = Consent.select(Consent.id).where(
             (Consent.customer == Decision.customer)
-            & Consent.channel.in_(channels)
+            & Consent.channel.in_(consents if len(consents) == len(channels) else list(_ADDRESS))
             & (Consent.granted == False)  # noqa: E712
         )
         unreachable = pending & ~pw.fn.EXISTS(reachable)
         counts["skipped"] += _mark(
             unreachable & pw.fn.EXISTS(opted), "skipped", "skipped", "opted out", now
         )
+        counts["skipped"] += _skip_reachable_elsewhere(cfg, store, action, unreachable, now)
         counts["skipped"] += _mark(
-            pending & ~pw.fn.EXISTS(reachable),
+            unreachable,
             "skipped",
             "skipped",
             "no consent or no address for " + "/".join(channels),
@@ -901,7 +949,10 @@ def _reason_text(cfg, row) -> str:
 
 
 def _create_messages(cfg, store, occ, action, pending, now) -> int:
-    channel, _ = _channel_expr(action)
+    channels, _no_channel = _message_channels(cfg, store, action)
+    if not channels:
+        return 0
+    channel = _channel_expr(channels)
     rows, cards = _rows(
         cfg, store, occ, pending, [channel, Customer.phone, Customer.email, Customer.line_id]
     )

@@ -271,35 +271,63 @@ def _reachable(customer: Customer, store: Store, channel: str) -> bool:
     return has_consent(customer, channel)
 
 
+def enabled_channels(store_id: int) -> list[str]:
+    """The channels the store has set up and switched on (e-mail also through SMTP_URL)."""
+    rows = dict(
+        ChannelSetting.select(ChannelSetting.channel, ChannelSetting.enabled)
+        .where(ChannelSetting.store == store_id)
+        .tuples()
+    )
+    enabled = [c for c in channels.CHANNEL_NAMES if rows.get(c)]
+    if "email" not in rows and _smtp_url():
+        enabled.append("email")
+    return enabled
+
+
+def sending_order(
+    store: Store, named: str | None, enabled: list[str], fallback: bool = False
+) -> list[str]:
+    """The channels a message may go out on, in order: the named channel (then, with
+    `fallback`, the store's fallback order), else the store's fallback order — only those
+    switched on. The log-only channel stands in while no real channel is on, and is never
+    the default once one is."""
+    order = [
+        c
+        for c in (store.setting("channel_order", DEFAULT_ORDER) or DEFAULT_ORDER)
+        if c in channels.CHANNEL_NAMES
+    ]
+    named = named if named and named != "auto" else None
+    if named:
+        order = [named] + ([c for c in order if c != named] if fallback else [])
+    usable = [c for c in order if c in enabled]
+    if any(c != "log_only" for c in enabled):
+        return [c for c in usable if c != "log_only" or c == named]
+    if "log_only" in enabled and "log_only" not in usable and (fallback or not named):
+        usable.append("log_only")
+    return usable
+
+
+def no_channel_reason(named: str | None, enabled: list[str]) -> str:
+    """Why a message has no channel to go out on (English: the why-log's wording)."""
+    if named and named != "auto":
+        return f"channel {named} is not set up for this store"
+    if enabled:
+        return "no channel in the store's fallback order is switched on"
+    return "no message channel is set up for this store"
+
+
 def choose_channel(customer: Customer, store: Store, preferred: str | None = None) -> str | None:
     """The first reachable channel: preferred first, then the store's `channel_order`.
 
     Answers "followup" when no message channel is reachable and the order includes it,
     None when nothing is.
     """
-    order = list(store.setting("channel_order", DEFAULT_ORDER) or DEFAULT_ORDER)
-    if preferred and preferred != "auto":
-        order = [preferred] + [c for c in order if c != preferred]
-    messaging_order = [c for c in order if c != "followup"]
-    if "log_only" in messaging_order and preferred != "log_only" and _real_channel_on(store):
-        # The demo log is never the default once a real channel is switched on.
-        messaging_order.remove("log_only")
-    for channel in messaging_order:
-        if channel in channels.CHANNEL_NAMES and _reachable(customer, store, channel):
+    enabled = enabled_channels(store.id)
+    for channel in sending_order(store, preferred, enabled, fallback=True):
+        if _reachable(customer, store, channel):
             return channel
+    order = store.setting("channel_order", DEFAULT_ORDER) or DEFAULT_ORDER
     return "followup" if "followup" in order else None
-
-
-def _real_channel_on(store: Store) -> bool:
-    return (
-        ChannelSetting.select()
-        .where(
-            ChannelSetting.store == store.id,
-            ChannelSetting.enabled == True,  # noqa: E712
-            ChannelSetting.channel != "log_only",
-        )
-        .exists()
-    )
 
 
 def record_choice(message: Message, order: list[str] | None, now: datetime) -> None:
