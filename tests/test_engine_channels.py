@@ -3,9 +3,10 @@ clients are skipped with the reason, never left to fail in the outbox."""
 
 from datetime import timedelta
 
-from app.models import ChannelSetting, Consent, Decision, Message, Notice, WhyLog
+from app.models import ChannelSetting, Consent, Decision, Message, Notice, Store, WhyLog
 from app.services import engine, messaging, scheduler
-from tests.factories import make_customer, make_staff, make_store, switch_on_channels, utc
+from tests.factories import login, make_customer, make_staff, make_store, switch_on_channels, utc
+from tests.messaging_helpers import queue
 from tests.test_engine import daily
 
 NOON = utc(2026, 5, 17, 2)  # 10:00 in Kuala Lumpur, outside quiet hours
@@ -93,3 +94,24 @@ def test_log_only_channel_sends_until_a_real_channel_is_switched_on(app):
     engine.run_due(NOON + timedelta(days=1))
     latest = Message.select().where(Message.customer == aminah.id).order_by(Message.id.desc())
     assert latest.first().channel == "whatsapp"
+
+
+def test_failed_send_warning_shows_once_per_channel_and_goes_once_the_channel_is_set_up(
+    app, client
+):
+    store = make_store(name="Bunga KL")
+    other = make_store(name="Happy Paws")
+    owner = make_staff("owner", [store, other])
+    for day in range(3):  # a queued message whose channel was switched off, three days running
+        at = NOON + timedelta(days=day)
+        queue(customer(store, "Aminah", "whatsapp"), next_attempt_at=at)
+        messaging.send_due(at)
+    notices = Notice.select().where(Notice.staff == owner.id, Notice.read_at.is_null())
+    assert notices.count() == 1
+    login(client, owner)
+    page = client.get("/plans").get_data(as_text=True)
+    assert page.count("channel whatsapp is not configured") == 1
+    assert "<strong>Bunga KL</strong>: " in page  # the owner sees which store it is about
+    messaging.configure_channel(Store.get_by_id(store.id), "whatsapp", NOON, True, {}, {})
+    assert notices.count() == 0
+    assert "not configured" not in client.get("/plans").get_data(as_text=True)

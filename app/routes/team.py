@@ -9,7 +9,7 @@ from peewee import JOIN
 
 from app import clock
 from app.htmx import redirect, render
-from app.models import ContactLog, Customer, FollowUp, Notice, Plan, Staff, StaffStore
+from app.models import ContactLog, Customer, FollowUp, Notice, Plan, Staff, StaffStore, Store
 from app.services import audit, reports, schedule
 from app.services import settings as settings_service
 from app.services.permissions import manager_required
@@ -22,17 +22,22 @@ FILTERS = ("assignee", "plan", "status", "overdue", "due_from", "due_to", "outco
 
 @bp.app_context_processor
 def unread_notices():
-    """Unread notices of the signed-in staff member (for the banner in base.html)."""
+    """Unread notices of the signed-in staff member (for the banner in base.html), each
+    text once per store."""
 
     def notices():
         if not current_user.is_authenticated:
             return []
-        return list(
-            Notice.select()
+        shown: dict = {}
+        for notice in (
+            Notice.select(Notice, Store.id, Store.name)
+            .join(Store, JOIN.LEFT_OUTER, on=(Notice.store == Store.id))
             .where(Notice.staff == current_user.id, Notice.read_at.is_null())
             .order_by(Notice.created_at.desc())
-            .limit(5)
-        )
+            .limit(50)
+        ):
+            shown.setdefault((notice.store_id, notice.text), notice)
+        return list(shown.values())[:5]
 
     return {"unread_notices": notices}
 
@@ -272,10 +277,14 @@ def deactivate(staff_id: int):
 @bp.route("/team/notices/<int:notice_id>/read", methods=["POST"])
 @login_required
 def read_notice(notice_id: int):
-    """Mark one of my notices read (the banner disappears)."""
+    """Mark one of my notices read, with its unread repeats (the banner disappears)."""
     notice = Notice.get_or_none(Notice.id == notice_id, Notice.staff == current_user.id)
     if notice is None:
         abort(404)
-    notice.read_at = clock.now()
-    notice.save()
+    Notice.update(read_at=clock.now()).where(
+        Notice.staff == current_user.id,
+        Notice.read_at.is_null(),
+        Notice.store.is_null() if notice.store_id is None else Notice.store == notice.store_id,
+        Notice.text == notice.text,
+    ).execute()
     return render("team/_notices.html", "team/_notices.html")

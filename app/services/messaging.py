@@ -161,7 +161,14 @@ def configure_channel(
     setting.daily_quota = daily_quota
     setting.updated_at = now
     setting.save()
+    if setting.enabled:
+        # A warning that the channel is missing no longer applies.
+        resolve_notices(store.id, _not_configured_notice(channel), now)
     return setting
+
+
+def _not_configured_notice(channel: str) -> str:
+    return f"Messages could not be sent: channel {channel} is not configured for this store."
 
 
 def validate_rate(count, unit: str = "second") -> tuple[int | None, str]:
@@ -544,7 +551,7 @@ def _prepare(message: Message, batch: "_Batch", now: datetime):
     if adapter is None:
         reason = f"channel {message.channel} is not configured for this store"
         _move(message.id, "failed", now, ("sending",), {"reason": reason}, error=reason)
-        notify_managers(store, f"Messages could not be sent: {reason}.", now)
+        notify_managers(store, _not_configured_notice(message.channel), now)
         return "failed"
     to = message.to_address or adapter.address(customer)
     if not to:
@@ -970,7 +977,8 @@ def _quota_exhausted(store: Store, channel: str, now: datetime) -> None:
 def notify_managers(
     store: Store, text: str, now: datetime, dedupe_prefix: str | None = None
 ) -> int:
-    """A Notice to the store's managers and the owners, at most once a day per text."""
+    """A Notice to the store's managers and the owners, at most once a day per text, and not
+    again while the last one is unread."""
     managers = list(
         Staff.select(Staff.id)
         .join(StaffStore, JOIN.LEFT_OUTER)
@@ -989,7 +997,7 @@ def notify_managers(
                 Notice.staff == staff.id,
                 Notice.store == store.id,
                 Notice.text.startswith(prefix),
-                Notice.created_at > now - timedelta(days=1),
+                Notice.read_at.is_null() | (Notice.created_at > now - timedelta(days=1)),
             )
             .exists()
         )
@@ -999,6 +1007,19 @@ def notify_managers(
             )
             sent += 1
     return sent
+
+
+def resolve_notices(store_id: int, prefix: str, now: datetime) -> int:
+    """Mark read the store's unread notices about a problem that no longer applies."""
+    return (
+        Notice.update(read_at=now)
+        .where(
+            Notice.store == store_id,
+            Notice.read_at.is_null(),
+            Notice.text.startswith(prefix),
+        )
+        .execute()
+    )
 
 
 # ---------------------------------------------------------------- the drain
