@@ -4,7 +4,7 @@ clients are skipped with the reason, never left to fail in the outbox."""
 from datetime import timedelta
 
 from app.models import ChannelSetting, Consent, Decision, Message, Notice, Store, WhyLog
-from app.services import engine, messaging, scheduler
+from app.services import engine, messaging, plans, scheduler
 from tests.factories import login, make_customer, make_staff, make_store, switch_on_channels, utc
 from tests.messaging_helpers import queue
 from tests.test_engine import daily
@@ -94,6 +94,40 @@ def test_log_only_channel_sends_until_a_real_channel_is_switched_on(app):
     engine.run_due(NOON + timedelta(days=1))
     latest = Message.select().where(Message.customer == aminah.id).order_by(Message.id.desc())
     assert latest.first().channel == "whatsapp"
+
+
+def test_plan_pages_warn_when_the_plan_channel_is_not_set_up(app, client):
+    store = switch_on_channels(make_store(), "whatsapp")
+    manager = make_staff("manager", [store])
+    login(client, manager)
+    plan = plans.create_plan(
+        store,
+        {
+            "name": "LINE reminder",
+            "type": "recurring",
+            "schedule": {"frequency": "daily", "at": "10:00"},
+            "action": {"kind": "message", "script": "Hi {first_name}", "channel": "line"},
+        },
+        now=NOON,
+    )
+    for url in (f"/plans/{plan.id}/activate", f"/plans/{plan.id}"):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert b"channel-warning" in page.data and b"has not set up" in page.data, url
+    form = client.get(f"/plans/{plan.id}/edit").get_data(as_text=True)
+    assert "LINE (not set up)" in form and "WhatsApp (not set up)" not in form
+    switch_on_channels(store, "line")
+    assert b"channel-warning" not in client.get(f"/plans/{plan.id}/activate").data
+
+
+def test_plan_page_warns_when_the_store_has_no_channel_at_all(app, client):
+    store = make_store()
+    manager = make_staff("manager", [store])
+    login(client, manager)
+    plan = daily_message(store)
+    page = client.get(f"/plans/{plan.id}", headers={"HX-Request": "true"})
+    assert page.status_code == 200 and b"<html" not in page.data
+    assert b"has no message channel set up" in page.data
 
 
 def test_failed_send_warning_shows_once_per_channel_and_goes_once_the_channel_is_set_up(

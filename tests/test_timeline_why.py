@@ -109,3 +109,21 @@ def test_each_plan_that_made_or_joined_a_follow_up_shows_once_as_created(app, st
     ]
     assert sorted(created) == ["Hari ahli", "Kad hampir tamat"]  # one follow-up, two reasons
     assert [e.kind for e in entries].count("followup") == 1
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "no message channel is set up for this store",
+        "no channel in the store's fallback order is switched on",
+        "channel line is not set up for this store",
+        "reachable only on a channel this store has not set up (sms)",
+    ],
+)
+def test_skips_for_a_channel_the_store_has_not_set_up_read_in_each_language(app, stored):
+    for locale in ("zh_Hans", "zh_Hant", "th", "ms"):
+        with app.test_request_context(), force_locale(locale):
+            kind, detail = why_text("skipped", stored)
+        assert kind == "skipped" and detail and detail != stored, (locale, stored)
+        for channel in ("line", "sms"):
+            assert (channel in detail) == (channel in stored), (locale, detail)

@@ -26,7 +26,15 @@ from app.models import (
     Tag,
 )
 from app.models.events import EVENT_TYPES
-from app.services import assignment, engine, message_templates, permissions, scripts, templates
+from app.services import (
+    assignment,
+    engine,
+    message_templates,
+    messaging,
+    permissions,
+    scripts,
+    templates,
+)
 from app.services import audience as audience_service
 from app.services import plans as service
 from app.services.validation import ValidationError
@@ -670,6 +678,7 @@ def _form_ctx(store, plan, tpl, values, tree, errors=None):
         event_labels=EVENT_LABELS,
         channels=service.CHANNELS,
         channel_labels=CHANNEL_LABELS,
+        enabled_channels=messaging.enabled_channels(store.id),
         assignee_rule_labels=ASSIGNEE_RULE_LABELS,
         store_staff=_store_staff(store),
         frequencies=FREQUENCIES,
@@ -919,6 +928,7 @@ def _forecast(store: Store, draft: Plan, now) -> dict:
         "price_note": price_note,
         "kind": kind,
         "channel_labels": CHANNEL_LABELS,
+        "channel_warning": service.channel_warning(draft),
     }
 
 
@@ -1036,6 +1046,8 @@ def show(plan_id: int):
         approval=message_templates.approval(message_template) if message_template else "",
         approval_labels=APPROVAL_LABELS,
         blocked=message_templates.activation_errors(plan) if plan.status != "active" else [],
+        channel_warning=service.channel_warning(plan),
+        channel_labels=CHANNEL_LABELS,
         tpl=templates.TEMPLATES.get(plan.template or ""),
         occurrences=occurrences,
         missed=missed,
@@ -1071,6 +1083,8 @@ def _activate_page(plan: Plan, errors: list[dict], status: int = 200):
         qualifying=service.qualifying_now(plan, now),
         next_run=engine.next_firing(engine.config(plan), store.timezone, now),
         blocked=errors,
+        channel_warning=service.channel_warning(plan),
+        channel_labels=CHANNEL_LABELS,
         message_template=template,
         template_variants=message_templates.variants_of(template) if template else {},
         approval_labels=APPROVAL_LABELS,

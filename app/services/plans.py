@@ -20,7 +20,16 @@ from app.models import (
     Store,
 )
 from app.models.events import EVENT_TYPES
-from app.services import assignment, audit, engine, message_templates, schedule, scripts, templates
+from app.services import (
+    assignment,
+    audit,
+    engine,
+    message_templates,
+    messaging,
+    schedule,
+    scripts,
+    templates,
+)
 from app.services.validation import Errors, ValidationError, parse_datetime
 
 ACTION_KINDS = ("followup", "message")
@@ -839,6 +848,24 @@ def variant_stats(plan: Plan) -> list[dict]:
         row["reached_rate"] = row["reached"] / base if base else None
         row["return_rate"] = row["returned"] / base if base else None
     return [out[k] for k in sorted(out)]
+
+
+def channel_warning(plan: Plan) -> dict | None:
+    """Why the plan's messages would not go out in its store, or None: {"channel": name} for
+    a channel it names that the store has not set up and switched on, {"channel": None} when
+    the store has no channel to send on at all (its clients would all be skipped)."""
+    cfg = engine.config(plan)
+    actions = [engine.step_action(cfg, step) for step in range(max(1, len(cfg.steps or [])))]
+    actions = [a for a in actions if a.get("kind", "followup") == "message"]
+    if not actions:
+        return None
+    store = Store.get_by_id(plan.store_id)
+    enabled = messaging.enabled_channels(store.id)
+    for action in actions:
+        if not messaging.sending_order(store, action.get("channel"), enabled):
+            named = action.get("channel")
+            return {"channel": named if named and named != "auto" else None}
+    return None
 
 
 def channel_prices(store: Store) -> dict[str, Decimal]:

@@ -205,6 +205,8 @@ def _reasons(customer: Customer, limit: int):
 _EVENT_REASON = re.compile(r"^(came back|used the card|booked an appointment|topped up) \(")
 _BUDGET = re.compile(r"^over the contact budget \((\d+) (followup|message)s per (\d+) days\)$")
 _NO_ADDRESS = re.compile(r"^no consent or no address for (.+)$")
+_NOT_SET_UP = re.compile(r"^channel (\w+) is not set up for this store$")
+_ELSEWHERE = re.compile(r"^reachable only on a channel this store has not set up \((\w+)\)$")
 _STEP = re.compile(r"^step (\d+) withdrawn: came back or booked since step (\d+)$")
 
 
@@ -229,6 +231,12 @@ def why_text(kind: str, detail: str) -> tuple[str, str]:
         "already qualified when the plan was switched on (no back-fill)": _(
             "already qualified when the plan was switched on (no back-fill)"
         ),
+        "no message channel is set up for this store": _(
+            "no message channel is set up for this store"
+        ),
+        "no channel in the store's fallback order is switched on": _(
+            "no channel in the store’s fallback order is switched on"
+        ),
     }
     if detail in fixed:
         return kind, fixed[detail]
@@ -243,6 +251,13 @@ def why_text(kind: str, detail: str) -> tuple[str, str]:
         return kind, text
     if match := _NO_ADDRESS.match(detail):
         return kind, _("no consent or no address for %(channels)s", channels=match.group(1))
+    if match := _NOT_SET_UP.match(detail):
+        return kind, _("channel %(channel)s is not set up for this store", channel=match.group(1))
+    if match := _ELSEWHERE.match(detail):
+        return kind, _(
+            "reachable only on a channel this store has not set up (%(channel)s)",
+            channel=match.group(1),
+        )
     if match := _STEP.match(detail):
         return kind, _(
             "step %(n)s withdrawn: came back or booked since step %(m)s",
