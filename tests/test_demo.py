@@ -20,9 +20,12 @@ from app.models import (
     CustomerAttribute,
     CustomerCard,
     CustomerTag,
+    Decision,
     Event,
     EventItem,
     FollowUp,
+    Message,
+    Notice,
     Occurrence,
     Plan,
     PointsEntry,
@@ -33,7 +36,7 @@ from app.models import (
     Visit,
 )
 from app.models.events import VISIT_TYPES
-from app.services import demo
+from app.services import demo, messaging
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 COUNT = 120
@@ -350,6 +353,29 @@ def test_demo_switches_on_template_plans_in_each_store(loaded):
         stores["bkk-petclinic"].id
     ]
     assert Occurrence.select().where(Occurrence.status == "done").exists()
+
+
+def test_demo_messages_go_out_on_the_log_only_channel_and_none_fails(loaded):
+    stores = _stores()
+    for store in stores.values():
+        assert messaging.enabled_channels(store.id) == ["log_only"]
+    statuses = {(m.channel, m.status) for m in Message.select()}
+    assert ("log_only", "sent") in statuses
+    assert Message.select().where(Message.status == "failed").count() == 0
+    assert not Decision.select().where(Decision.reason.contains("not set up")).exists()
+
+
+def test_demo_managers_land_on_their_dashboard_without_warnings(loaded, app):
+    logins, _lines = loaded
+    by_role = {role: (email, password) for role, email, password in logins}
+    for role in ("manager", "owner"):
+        email, password = by_role[role]
+        web = app.test_client()
+        web.post("/login", data={"email": email, "password": password})
+        page = web.get("/", follow_redirects=True)
+        assert page.status_code == 200 and b"Dashboard" in page.data, role
+        assert b'class="notice"' not in page.data, role
+    assert not Notice.select().where(Notice.read_at.is_null()).exists()
 
 
 def test_demo_employee_has_followups_due_today_and_overdue(loaded):

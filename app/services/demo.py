@@ -31,7 +31,7 @@ from app.models import (
     Visit,
 )
 from app.models.events import VISIT_TYPES
-from app.services import auth, loyalty, reports, stores
+from app.services import auth, loyalty, messaging, reports, stores
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ def load_demo(
     salon_count = round(customers * 0.6)
     with db.atomic():
         echo("Creating stores and staff…")
-        store_rows = {spec.short: _create_store(spec) for spec in (SALON, CLINIC)}
+        store_rows = {spec.short: _create_store(spec, now) for spec in (SALON, CLINIC)}
         staff = _create_staff(store_rows)
         for spec, count in ((SALON, salon_count), (CLINIC, customers - salon_count)):
             echo(f"{count:,} customers with a year of history for {spec.name}…")
@@ -636,13 +636,25 @@ def _work_followups(
     return done
 
 
-def _create_store(spec: StoreSpec) -> Store:
+# The demo business has no WhatsApp, LINE or SMS provider account yet: its messages go to the
+# log-only channel (switched on, last in the fallback order), which writes them to the server
+# log. Setting up and switching on a real channel takes over from it.
+CHANNEL_ORDER = {
+    "MY": ["whatsapp", "sms", "email", "log_only", "followup"],
+    "TH": ["line", "sms", "email", "log_only", "followup"],
+}
+
+
+def _create_store(spec: StoreSpec, now: datetime) -> Store:
     store = stores.create_store(
         spec.key, spec.name, spec.timezone, spec.region, spec.currency, spec.locale
     )
     store.member_day = spec.member_day
-    store.settings = dict(store.settings, demo=True)
+    store.settings = dict(store.settings, demo=True, channel_order=CHANNEL_ORDER[spec.region])
     store.save()
+    messaging.configure_channel(
+        store, "log_only", now, True, {}, {}, rate=(messaging.UNLIMITED, "second")
+    )
     return store
 
 
