@@ -9,6 +9,7 @@ from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_login import current_user
 
 from app import clock, config
+from app.services import notices
 
 
 def local_dt(value: datetime | None, tz: str | None = None) -> datetime | None:
@@ -59,7 +60,11 @@ def lang_url(code: str) -> str:
 def init_app(app) -> None:
     """Register filters and globals."""
     app.jinja_env.filters.update(
-        datetime=fmt_datetime, date=fmt_date, money=fmt_money, number=fmt_number
+        datetime=fmt_datetime,
+        date=fmt_date,
+        money=fmt_money,
+        number=fmt_number,
+        notice=notices.notice_text,
     )
     app.jinja_env.globals.update(
         LANGUAGES=config.LANGUAGES, now=clock.now, get_locale=get_locale, current_user=current_user

@@ -45,7 +45,7 @@ from app.models import (
     Store,
 )
 from app.models.customers import CHANNELS as CONSENT_CHANNELS
-from app.services import channels, message_templates, secrets_box
+from app.services import channels, message_templates, notices, secrets_box
 from app.services.channels import PermanentError, TransientError, UnknownOutcome
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def configure_channel(
 
 
 def _not_configured_notice(channel: str) -> str:
-    return f"Messages could not be sent: channel {channel} is not configured for this store."
+    return notices.not_configured(channel)
 
 
 def validate_rate(count, unit: str = "second") -> tuple[int | None, str]:
@@ -581,12 +581,7 @@ def _call(
         _move(
             message.id, "failed", now, ("sending",), {"code": exc.code, "error": error}, error=error
         )
-        notify_managers(
-            batch.store(message.store_id),
-            "A message may or may not have reached the client (the provider did not answer); "
-            "it was not re-sent. See failed messages marked 'unknown'.",
-            now,
-        )
+        notify_managers(batch.store(message.store_id), notices.UNKNOWN_PROVIDER, now)
         return "unknown"
     except PermanentError as exc:
         error = f"{exc.code}: {exc}"[:500] if exc.code else str(exc)[:500]
@@ -601,7 +596,7 @@ def _call(
         _flag_customer(batch.customers[message.customer_id], message.channel, exc, now)
         if not exc.flag:
             notify_managers(
-                batch.store(message.store_id), f"{message.channel} rejected a message: {error}", now
+                batch.store(message.store_id), notices.rejected(message.channel, error), now
             )
         return "failed"
 
@@ -968,9 +963,9 @@ def _quota_exhausted(store: Store, channel: str, now: datetime) -> None:
     if waiting:
         notify_managers(
             store,
-            f"The daily {channel} quota is used up: {waiting} message(s) wait until tomorrow.",
+            notices.quota_used_up(channel, waiting),
             now,
-            dedupe_prefix=f"The daily {channel} quota is used up",
+            dedupe_prefix=notices.quota_prefix(channel),
         )
 
 
@@ -1126,12 +1121,7 @@ def reconcile(now: datetime, lease: timedelta = DEFAULT_LEASE) -> dict:
         error = f"{UNKNOWN_PREFIX}the sender stopped during the provider call; not re-sent"
         if _move(message.id, "failed", now, ("sending",), {"reconciled": "unknown"}, error=error):
             summary["unknown"] += 1
-            notify_managers(
-                Store.get_by_id(message.store_id),
-                "A message may or may not have reached the client (the sender stopped "
-                "mid-send); it was not re-sent. See failed messages marked 'unknown'.",
-                now,
-            )
+            notify_managers(Store.get_by_id(message.store_id), notices.UNKNOWN_STOPPED, now)
     return dict(summary)
 
 
