@@ -181,15 +181,22 @@ def import_group():
     """Import customers, cards or events from CSV / Excel."""
 
 
-def _import(kind: str, path: str, store_key: str | None):
+def _import(kind: str, path: str, store_key: str | None, unknown_tags: str = "create"):
     from app.models import Store
     from app.services import importing
 
     store = _store_or_fail(store_key) if store_key else Store.select().order_by(Store.id).first()
     if store is None:
         raise click.ClickException("Create a store first.")
-    report = importing.import_file(kind, path, store=store, now=clock.now())
+    report = importing.import_file(
+        kind, path, store=store, now=clock.now(), create_tags=unknown_tags == "create"
+    )
     click.echo(report.summary())
+    if report.tags_created:
+        verb = "would create" if report.dry_run else "created"
+        click.echo(f"New tags this import {verb} ({len(report.tags_created)}):")
+        for name, count in sorted(report.tags_created.items()):
+            click.echo(f"  {name!r}: {count} customer{'' if count == 1 else 's'}")
     for row in report.errors[:200]:
         click.echo(f"  row {row.line}: {row.message}", err=True)
     if report.errors:
@@ -202,9 +209,16 @@ for _kind in ("customers", "cards", "events"):
         @import_group.command(kind)
         @click.argument("file", type=click.Path(exists=True, dir_okay=False))
         @click.option("--store", "store_key", default=None)
+        @click.option(
+            "--unknown-tags",
+            type=click.Choice(["create", "reject"]),
+            default="create",
+            show_default=True,
+            help="Tags that do not exist yet: create them, or reject the row and name them.",
+        )
         @with_appcontext
-        def cmd(file, store_key):
-            _import(kind, file, store_key)
+        def cmd(file, store_key, unknown_tags):
+            _import(kind, file, store_key, unknown_tags)
 
         cmd.__doc__ = f"Import {kind} from a CSV or Excel file."
         return cmd

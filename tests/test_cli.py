@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app.models import ApiToken, Customer, Staff, StaffStore, Store
+from app.models import ApiToken, Customer, Staff, StaffStore, Store, Tag
 from app.services import auth
 from tests.factories import make_store
 
@@ -147,6 +147,49 @@ def test_import_of_a_clean_file_exits_zero(app, tmp_path):
     result = app.test_cli_runner().invoke(args=["import", "customers", str(csv), "--store", "kl"])
     assert result.exit_code == 0, result.output
     assert "1 created" in result.output
+
+
+def _tagged_clients(tmp_path, second_tags: str):
+    """A two-client CSV: Siti tagged VIP, Tan tagged `second_tags`."""
+    csv = tmp_path / "clients.csv"
+    rows = f"Siti Aminah,+60123456789,VIP\nTan Ah Kow,012-345 6780,{second_tags}\n"
+    csv.write_text("name,phone,tags\n" + rows, encoding="utf-8")
+    return csv
+
+
+def test_import_prints_the_tags_it_created_and_a_reimport_names_none(app, tmp_path):
+    make_store("kl")
+    csv = _tagged_clients(tmp_path, "VIP;lash")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", "customers", str(csv), "--store", "kl"])
+    assert result.exit_code == 0, result.output
+    assert "New tags this import created (2):" in result.output
+    assert "'VIP': 2 customers" in result.output and "'lash': 1 customer\n" in result.output
+    again = runner.invoke(args=["import", "customers", str(csv), "--store", "kl"])
+    assert again.exit_code == 0 and "New tags" not in again.output
+
+
+def test_import_with_unknown_tags_reject_rejects_the_row_and_names_the_tag(app, tmp_path):
+    store = make_store("kl")
+    Tag.create(store=store, name="VIP")
+    csv = _tagged_clients(tmp_path, "VIP ;lash")
+    args = ["import", "customers", str(csv), "--store", "kl", "--unknown-tags", "reject"]
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1
+    assert "1 created" in result.output and "1 rejected" in result.output
+    assert "row 3: tags: unknown tag(s): lash" in result.output
+    assert "New tags" not in result.output
+    assert [t.name for t in Tag.select()] == ["VIP"]
+    assert [c.phone for c in Customer.select()] == ["+60123456789"]
+
+
+def test_import_rejects_an_unknown_choice_for_unknown_tags(app, tmp_path):
+    make_store("kl")
+    csv = tmp_path / "clients.csv"
+    csv.write_text("name,phone\nSiti Aminah,+60123456789\n", encoding="utf-8")
+    args = ["import", "events", str(csv), "--store", "kl", "--unknown-tags", "ignore"]
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 2 and "create" in result.output and "reject" in result.output
 
 
 def _free_port() -> int:

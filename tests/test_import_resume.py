@@ -106,6 +106,8 @@ def test_dying_after_each_commit_before_saving_progress_keeps_counts_exact(app, 
     monkeypatch.setattr(import_jobs, "write_job", real_write)
     import_jobs.run(job_id, clock.now())
     assert _outcome(store, job_id) == expected
+    assert import_jobs.read_job(straight)["tags_created"] == {"VIP": 2, "lash": 1, "new": 1}
+    assert import_jobs.read_job(job_id)["tags_created"] == {"VIP": 2, "lash": 1, "new": 1}
 
 
 def _big_file(rows: int) -> bytes:

@@ -227,6 +227,54 @@ def test_unknown_tags_are_reported_when_not_creating_them(app):
     assert Tag.select().count() == 1
 
 
+def test_report_names_the_tags_an_import_created_with_how_many_clients_got_each(app):
+    store = make_store(region="MY")
+    Tag.create(store=store, name="vip", created_at=NOW)
+    rows = [
+        ["name", "phone", "tags"],
+        ["Aisyah", "0121000001", "VIP ,lash"],
+        ["Bella", "0121000002", "vip"],
+        ["Chen", "0121000003", "VIP"],
+        ["Dewi", "0121000004", "lash"],
+        ["Eng", "0121000005", "lash"],
+    ]
+    table = importing.read_table(csv_bytes(rows), "c.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    check = importing.import_rows(
+        "customers", store, table, mapping, NOW, {"batch_size": 2, "dry_run": True}
+    )
+    assert check.tags_created == {"VIP": 2, "lash": 3}
+    assert Tag.select().count() == 1  # the check created nothing
+    report = importing.import_rows("customers", store, table, mapping, NOW, {"batch_size": 2})
+    assert report.tags_created == {"VIP": 2, "lash": 3}
+    assert report.to_dict()["tags_created"] == {"VIP": 2, "lash": 3}
+    assert sorted(t.name for t in Tag.select()) == ["VIP", "lash", "vip"]
+
+
+def test_a_reimport_creates_no_tags_and_names_none(app):
+    store = make_store(region="MY")
+    rows = [["name", "phone", "tags"], ["Aisyah", "0121000001", "VIP"]]
+    table = importing.read_table(csv_bytes(rows), "c.csv")
+    mapping = importing.suggest_mapping("customers", table.headers)
+    first = importing.import_rows("customers", store, table, mapping, NOW)
+    assert first.tags_created == {"VIP": 1}
+    rows.append(["Bella", "0121000002", "VIP"])
+    again = importing.import_rows(
+        "customers", store, importing.read_table(csv_bytes(rows), "c.csv"), mapping, NOW
+    )
+    assert again.created == 1 and again.tags_created == {}
+    assert Tag.select().count() == 1
+
+
+def test_rejecting_unknown_tags_creates_none_and_names_none(app):
+    store = make_store(region="MY")
+    Tag.create(store=store, name="VIP", created_at=NOW)
+    report = importing.import_file(
+        "customers", DATA / "customers_utf8_bom.csv", store, NOW, create_tags=False
+    )
+    assert report.rejected == 2 and report.tags_created == {}
+
+
 def test_batches_report_progress_and_cancel_between_batches(app):
     store = make_store(region="MY")
     rows = [["name", "phone"]] + [[f"C{i}", f"012{i:07d}"] for i in range(10)]

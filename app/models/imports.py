@@ -18,6 +18,7 @@ class ImportBatch(BaseModel):
     errors = JSONField()
     carry = JSONField()
     at = UTCDateTimeField()
+    tags_created = JSONField(default=dict)
 
     class Meta:
         indexes = ((("job", "first_row"), True),)

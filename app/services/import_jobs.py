@@ -87,6 +87,7 @@ def create_job(
         next_row=0,
         total=0,
         landed=[],
+        tags_created={},
         heartbeat=None,
     )
     return job_id
@@ -218,8 +219,9 @@ def committed_batches(job_id: str) -> list[ImportBatch]:
 
 
 def committed_state(job_id: str) -> dict:
-    """Totals, landed lines, resume row and carried state, exactly as the database has them."""
-    totals, landed, carries, next_row = _zero(), [], [], 0
+    """Totals, landed lines, tags created, resume row and carried state, exactly as the
+    database has them."""
+    totals, landed, carries, next_row, tags = _zero(), [], [], 0, {}
     for batch in committed_batches(job_id):
         if batch.first_row != next_row:
             break  # a gap cannot happen with one writer; resume from the first missing row
@@ -229,12 +231,16 @@ def committed_state(job_id: str) -> dict:
             landed, [line for first, last in batch.landed for line in range(first, last + 1)]
         )
         carries.append(batch.carry or {})
+        importing.add_tag_counts(tags, batch.tags_created or {})
         next_row = batch.end_row
+    carry = importing.merge_carries(carries)
+    carry["tags_created"] = sorted(tags)
     return {
         "totals": totals,
         "landed": landed,
+        "tags_created": tags,
         "next_row": next_row,
-        "carry": importing.merge_carries(carries),
+        "carry": carry,
     }
 
 
@@ -248,6 +254,7 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
     store = Store.get_by_id(job["store"])
     committed = committed_state(job_id)
     base, base_landed = committed["totals"], committed["landed"]
+    base_tags = committed["tags_created"]
     seen = {"landed": 0}
     job = write_job(
         job_id,
@@ -257,6 +264,7 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
         next_row=committed["next_row"],
         totals=base,
         landed=base_landed,
+        tags_created=base_tags,
         heartbeat=clock_now().isoformat(),
     )
 
@@ -279,6 +287,7 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
             ],
             carry=carry,
             at=clock_now(),
+            tags_created=partial.tags_created,
         ).execute()
 
     def on_batch(report: importing.ImportReport) -> None:
@@ -289,6 +298,7 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
             next_row=report.next_row,
             totals={k: base[k] + getattr(report, k) for k in base},
             landed=base_landed,
+            tags_created=importing.add_tag_counts(dict(base_tags), report.tags_created),
             heartbeat=clock_now().isoformat(),
         )
 
@@ -317,6 +327,7 @@ def run(job_id: str, now: datetime, clock_now=None, should_cancel=None) -> dict:
         state="done",
         totals=final["totals"],
         landed=final["landed"],
+        tags_created=final["tags_created"],
         next_row=final["next_row"],
         finished_at=clock_now().isoformat(),
     )

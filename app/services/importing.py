@@ -5,6 +5,7 @@ import hashlib
 import io
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -811,6 +812,7 @@ class ImportReport:
     started_at_row: int = 0
     cancelled: bool = False
     dry_run: bool = False
+    tags_created: dict[str, int] = field(default_factory=dict)
 
     @property
     def processed(self) -> int:
@@ -894,6 +896,7 @@ class ImportReport:
             "rejected": self.rejected,
             "next_row": self.next_row,
             "cancelled": self.cancelled,
+            "tags_created": dict(self.tags_created),
             "errors": [
                 {"line": e.line, "field": e.field, "message": e.message} for e in self.errors
             ],
@@ -1070,6 +1073,7 @@ class _ImportState:
     synthetic: dict = field(default_factory=dict)
     lookups: customer_service.StoreLookups | None = None
     new_keys: list = field(default_factory=list)
+    created_tags: set = field(default_factory=set)
 
     def __post_init__(self):
         self.lookups = customer_service.StoreLookups(self.store)
@@ -1091,6 +1095,7 @@ class _ImportState:
         self.deferred = {int(k): v for k, v in (carry.get("deferred") or {}).items()}
         self.group_failed = {int(k): v for k, v in (carry.get("group_failed") or {}).items()}
         self.proxy = {int(k): int(v) for k, v in (carry.get("proxy") or {}).items()}
+        self.created_tags = set(carry.get("tags_created") or ())
 
 
 def merge_carries(carries: list[dict]) -> dict:
@@ -1144,6 +1149,14 @@ def _run_batch(kind: str, state: _ImportState, table: Table, begin: int, end: in
         setattr(report, name, getattr(report, name) + getattr(partial, name))
     report.errors.extend(sorted(partial.errors, key=lambda e: e.line))
     report.landed.extend(sorted(partial.landed))
+    add_tag_counts(report.tags_created, partial.tags_created)
+
+
+def add_tag_counts(total: dict, more: dict) -> dict:
+    """Add one batch's created tags (name → clients given it) into a running total."""
+    for name, count in more.items():
+        total[name] = total.get(name, 0) + int(count)
+    return total
 
 
 def _snapshot(state: "_ImportState") -> dict:
@@ -1155,6 +1168,7 @@ def _snapshot(state: "_ImportState") -> dict:
         "deferred": dict(state.deferred),
         "group_failed": dict(state.group_failed),
         "proxy": dict(state.proxy),
+        "created_tags": set(state.created_tags),
     }
 
 
@@ -1271,6 +1285,7 @@ def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, 
         state.seen_keys |= added
         state.new_keys.extend(added)
         applied.append((index, draft, "merged" if duplicate and role == "own" else role))
+    report.tags_created = _new_tag_links(state, batch)
     batch.flush(write=not options.dry_run)
     if not options.dry_run:
         created = [d.id for d in batch.drafts if d.net == "created"]
@@ -1289,6 +1304,15 @@ def _customers_batch(state: "_ImportState", table: Table, begin: int, end: int, 
                 report.count("merged", line)
         else:
             report.count(draft.net if role == "own" else role, line)
+
+
+def _new_tag_links(state: "_ImportState", batch) -> dict[str, int]:
+    """The tags this import creates (or, checking, would create), with how many clients of the
+    batch get each; a tag an earlier batch created keeps counting."""
+    given = Counter(name for d in batch.drafts for name in d.tags - d.original_tags)
+    known = state.lookups.tags()
+    state.created_tags |= {name for name in given if name not in known}
+    return {name: n for name, n in given.items() if name in state.created_tags}
 
 
 def _customer_keys(columns: dict) -> set:
