@@ -114,6 +114,28 @@ def test_manager_uploads_maps_checks_runs_and_gets_the_report(client, shop):
     assert rows[1][:2] == ["Bad Phone", "12"] and "line 4" in rows[1][-1]
 
 
+def test_check_and_report_page_show_the_tags_the_import_created(client, shop):
+    store, manager = shop
+    login(client, manager)
+    resp = _upload(client, "customers", CUSTOMERS.encode())
+    job_id = _job_id(resp)
+    check = client.post(f"/imports/{job_id}/mapping", data=_mapping_form(client, job_id))
+    text = check.get_data(as_text=True)
+    assert "Tags that would be created" in text
+    assert "<code>New</code> · 1 client" in text and "<code>VIP</code> · 1 client" in text
+    assert client.post(f"/imports/{job_id}/run").status_code == 303
+    assert import_jobs.read_job(job_id)["tags_created"] == {"New": 1, "VIP": 1}
+    for headers in ({}, HX):
+        page = client.get(f"/imports/{job_id}", headers=headers)
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200 and ("<html" in text) == (not headers)
+        assert "Tags this import created" in text and "<code>VIP</code> · 1 client" in text
+
+    again = _import(client, "customers", CUSTOMERS.encode())
+    assert import_jobs.read_job(again)["tags_created"] == {}
+    assert "Tags this import created" not in client.get(f"/imports/{again}").get_data(as_text=True)
+
+
 def test_rejected_csv_neutralises_formulas(client, shop):
     store, manager = shop
     login(client, manager)
