@@ -144,8 +144,8 @@ def test_failed_send_warning_shows_once_per_channel_and_goes_once_the_channel_is
     assert notices.count() == 1
     login(client, owner)
     page = client.get("/plans").get_data(as_text=True)
-    assert page.count("channel whatsapp is not configured") == 1
+    assert page.count("the whatsapp channel is not set up for this store") == 1
     assert "<strong>Bunga KL</strong>: " in page  # the owner sees which store it is about
     messaging.configure_channel(Store.get_by_id(store.id), "whatsapp", NOON, True, {}, {})
     assert notices.count() == 0
-    assert "not configured" not in client.get("/plans").get_data(as_text=True)
+    assert "is not set up for this store" not in client.get("/plans").get_data(as_text=True)

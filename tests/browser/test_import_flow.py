@@ -41,7 +41,7 @@ def test_manager_imports_a_csv_on_a_phone(phone, csrf_app, shoot, tmp_path):
     shoot(page, "import-2-mapping", full_page=True)
 
     page.click("#import-mapping button.primary")
-    page.locator("text=would be created").wait_for()
+    page.locator("li", has_text="would be created").wait_for()
     assert "2 would be created" in page.inner_text("#import-mapping")
     assert "Line 4" in page.inner_text("#import-mapping")
     shoot(page, "import-3-check", full_page=True)
@@ -84,7 +84,7 @@ def test_the_check_of_a_big_file_shows_progress_until_the_worker_is_done(phone, 
         assert page.locator("#import-mapping progress").count() == 1
         assert Customer.select().count() == 0
         import_tasks.check_import.call_local(job_id)  # the worker runs it
-        page.locator("text=would be created").wait_for(timeout=10_000)
+        page.locator("li", has_text="would be created").wait_for(timeout=10_000)
     finally:
         import_tasks.huey.flush()
         import_tasks.huey.immediate = True
