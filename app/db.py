@@ -3,6 +3,7 @@
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from playhouse.pool import PooledSqliteDatabase
 from playhouse.postgres_ext import PooledPsycopg3Database
 
 db = pw.DatabaseProxy()
+log = logging.getLogger(__name__)
 
 
 def make_database(url: str) -> pw.Database:
@@ -76,6 +78,17 @@ def _gate_path() -> str | None:
 _gate = threading.local()  # how deep this thread is inside interactive_writer()
 
 
+def _open_gate(path: str) -> int | None:
+    """The lock file, opened read-only (flock needs no more, so web and worker processes of
+    different users can share it); None when it cannot be opened: then nobody waits for
+    anybody, as before the gate existed, rather than a staff member's tap failing."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log.warning("writer gate %s unavailable: %s", path, exc)
+        return None
+
+
 @contextlib.contextmanager
 def interactive_writer():
     """Mark this block as a person's write (a staff member's tap) so that, on SQLite, the
@@ -84,7 +97,10 @@ def interactive_writer():
     if path is None:
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # one open file per writer: flock is per fd
+    fd = _open_gate(path)  # one open file per writer: flock is per open file
+    if fd is None:
+        yield
+        return
     _gate.depth = getattr(_gate, "depth", 0) + 1
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
@@ -103,7 +119,9 @@ def yield_to_writers(max_wait: float = 2.0) -> str:
     path = _gate_path()
     if path is None or getattr(_gate, "depth", 0):
         return "free"  # a run inside a person's own request has nobody to step aside for
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_gate(path)
+    if fd is None:
+        return "free"
     try:
         deadline = time.monotonic() + max_wait
         outcome = "free"

@@ -1,5 +1,6 @@
 """On SQLite a staff member's write goes ahead of the engine's next batch (app.db writer gate)."""
 
+import importlib
 import threading
 import time
 
@@ -109,3 +110,11 @@ def test_a_long_request_holding_the_gate_is_waited_for_once_not_before_every_bat
         uploader.join()
     assert FollowUp.select().count() == 14
     assert time.perf_counter() - started < 2.0  # 0.5 s once, not 6 × 0.5 s
+
+
+def test_a_gate_file_that_cannot_be_opened_never_fails_a_staff_write(sqlite_only, monkeypatch):
+    db_module = importlib.import_module("app.db")  # `app.db` the package attribute is the proxy
+    monkeypatch.setattr(db_module, "_gate_path", lambda: "/proc/no-such-dir/revisit.db-writers")
+    with interactive_writer():
+        assert yield_to_writers(max_wait=1) == "free"
+    assert _from_another_thread(lambda: yield_to_writers(max_wait=1)) == "free"
