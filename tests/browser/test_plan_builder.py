@@ -145,6 +145,8 @@ def test_whatsapp_template_blocks_switching_on_until_meta_approves(open_page, sa
     sign_in(page, farah.email)
     page.goto("/message-templates")
     page.click("text=New template")
+    # The chips' script is deferred: wait for the page's load, not only for the form's markup.
+    page.wait_for_url("**/message-templates/new", wait_until="load")
     page.locator("#mt-form").wait_for()
     page.fill("input[name=name]", "Member day")
     page.select_option("select[name=channel]", "whatsapp")
