@@ -48,8 +48,9 @@ ENGINE_URL = DEFAULT_URL.replace("bench.db", "engine.db")
 def _reset(store: Store) -> None:
     """Remove what earlier benchmark runs made, set-based."""
     plan_ids = Plan.select(Plan.id).where(Plan.store == store.id)
-    for model in (FollowUpReason,):
-        model.delete().where(model.plan.in_(plan_ids)).execute()
+    FollowUpReason.delete().where(
+        FollowUpReason.followup.in_(FollowUp.select(FollowUp.id).where(FollowUp.store == store.id))
+    ).execute()
     FollowUp.delete().where(FollowUp.store == store.id).execute()
     Message.delete().where(Message.store == store.id).execute()
     for model in (WhyLog, Decision, Enrollment, Occurrence):

@@ -9,6 +9,9 @@ from app.models import (
     ChannelSetting,
     Customer,
     CustomerCard,
+    Decision,
+    FollowUpReason,
+    Occurrence,
     Staff,
     StaffStore,
     Store,
@@ -103,3 +106,20 @@ def login(client, staff: Staff, password: str = PASSWORD):
     resp = client.post("/login", data={"email": staff.email, "password": password})
     assert resp.status_code == 303, resp.data[:500]
     return resp
+
+
+def make_reason(followup, plan, text: str = "", script: str = "", occurrence=None):
+    """A reason on `followup`, with the plan decision it stands for (its plan and occurrence)."""
+    n = next(_seq)
+    if occurrence is None:
+        occurrence = Occurrence.create(
+            plan=plan, key=f"test-{n}", scheduled_for=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    decision = Decision.create(
+        plan=plan,
+        occurrence=occurrence,
+        customer=followup.customer_id,
+        dedupe_key=f"test-{n}",
+        outcome="followup",
+    )
+    return FollowUpReason.create(followup=followup, decision=decision, text=text, script=script)

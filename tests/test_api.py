@@ -12,13 +12,12 @@ from app.models import (
     ContactLog,
     Customer,
     FollowUp,
-    FollowUpReason,
     Message,
     Occurrence,
     Visit,
 )
 from app.services import hooks, tokens
-from tests.factories import make_customer, utc
+from tests.factories import make_customer, make_reason, utc
 from tests.world import build_world
 
 
@@ -384,12 +383,8 @@ def test_followups_list_with_reasons_and_filters(api_a, api_b, world):
     occurrence = Occurrence.create(
         plan=world.plan_a, key="2026-11-18", scheduled_for=utc(2026, 11, 18, 2)
     )
-    FollowUpReason.create(
-        followup=world.followup_a, plan=world.plan_a, occurrence=occurrence, text="Member day"
-    )
-    FollowUpReason.create(
-        followup=world.followup_a, plan=world.plan_a, occurrence=None, text="Second visit"
-    )
+    make_reason(world.followup_a, world.plan_a, text="Member day", occurrence=occurrence)
+    later = make_reason(world.followup_a, world.plan_a, text="Second visit")
     items = api_a.get("/api/v1/followups").get_json()["items"]
     assert [f["id"] for f in items] == [world.followup_a.id, world.followup_a2.id]
     first = items[0]
@@ -401,7 +396,11 @@ def test_followups_list_with_reasons_and_filters(api_a, api_b, world):
     )
     assert first["reasons"] == [
         {"plan": world.plan_a.id, "occurrence": occurrence.id, "text": "Member day"},
-        {"plan": world.plan_a.id, "occurrence": None, "text": "Second visit"},
+        {
+            "plan": world.plan_a.id,
+            "occurrence": later.decision.occurrence_id,
+            "text": "Second visit",
+        },
     ]
     mine = api_a.get("/api/v1/followups?assignee=mei@example.test").get_json()["items"]
     assert [f["id"] for f in mine] == [world.followup_a2.id]

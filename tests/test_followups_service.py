@@ -12,7 +12,6 @@ from app.models import (
     Customer,
     Event,
     FollowUp,
-    FollowUpReason,
     Plan,
     StaffLeave,
     WhyLog,
@@ -20,7 +19,7 @@ from app.models import (
 from app.services import customers as customer_service
 from app.services import events, timeline
 from app.services import followups as service
-from tests.factories import make_card, make_customer, make_staff, make_store, utc
+from tests.factories import make_card, make_customer, make_reason, make_staff, make_store, utc
 
 # Tuesday 24 November 2026, 10:00 in Kuala Lumpur (UTC+8).
 NOW = utc(2026, 11, 24, 2, 0)
@@ -44,7 +43,7 @@ def make_followup(store, customer, assignee, due_at, plan=None, **kw):
         **kw,
     )
     if plan is not None:
-        FollowUpReason.create(followup=f, plan=plan, text="first visit 7 days ago", script=f.script)
+        make_reason(f, plan, text="first visit 7 days ago", script=f.script)
     return f
 
 

@@ -14,13 +14,12 @@ from app.models import (
     CustomerCard,
     Event,
     FollowUp,
-    FollowUpReason,
     Plan,
     StaffLeave,
 )
 from app.services import schedule
 from app.services.followups import PAGE_SIZE
-from tests.factories import login, make_card, make_customer, make_staff, make_store
+from tests.factories import login, make_card, make_customer, make_reason, make_staff, make_store
 
 HX = {"HX-Request": "true"}
 
@@ -41,7 +40,7 @@ def make_followup(store, customer, assignee, due_at, plan=None, script=None, **k
         **kw,
     )
     if plan is not None:
-        FollowUpReason.create(followup=f, plan=plan, text="card expires soon", script=f.script)
+        make_reason(f, plan, text="card expires soon", script=f.script)
     return f
 
 
@@ -98,7 +97,7 @@ def test_today_counts_refresh_with_out_of_band_group_counts(app, shop):
 def test_today_row_shows_how_many_reasons_were_merged(app, shop):
     store, aisyah, _, f = shop
     second = make_plan(store, "Second visit", "second_visit")
-    FollowUpReason.create(followup=f, plan=second, text="first visit 7 days ago", script="Hi")
+    make_reason(f, second, text="first visit 7 days ago", script="Hi")
     alone = make_followup(
         store, make_customer(store, name="Siti"), aisyah, clock.now(), plan=second
     )
@@ -141,9 +140,7 @@ def test_manager_sees_the_store_queue_on_today(app, shop):
 def test_followup_card_shows_reasons_script_copy_and_contact_links(app, shop):
     store, aisyah, customer, f = shop
     second = make_plan(store, "Second visit", "second_visit")
-    FollowUpReason.create(
-        followup=f, plan=second, text="first visit 7 days ago", script="Come back!"
-    )
+    make_reason(f, second, text="first visit 7 days ago", script="Come back!")
     f.variant = "B"
     f.save()
     make_card(customer, "stored_value", balance=Decimal("88.00"))

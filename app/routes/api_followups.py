@@ -35,7 +35,7 @@ def followup_items(rows: list[FollowUp]) -> list[dict]:
     reasons: dict[int, list[dict]] = {i: [] for i in ids}
     if ids:
         for r in (
-            FollowUpReason.select()
+            FollowUpReason.with_plans()
             .where(FollowUpReason.followup.in_(ids))
             .order_by(FollowUpReason.id)
         ):

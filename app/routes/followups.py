@@ -25,7 +25,6 @@ from app.models import (
     FollowUp,
     FollowUpReason,
     Message,
-    Plan,
     Staff,
     StaffLeave,
     StaffStore,
@@ -235,8 +234,7 @@ def _context(f: FollowUp) -> dict:
     """Everything the card shows about the client, in a few bounded queries."""
     customer = Customer.get_by_id(f.customer_id)
     reasons = list(
-        FollowUpReason.select(FollowUpReason, Plan)
-        .join(Plan, JOIN.LEFT_OUTER)
+        FollowUpReason.with_plans()
         .where(FollowUpReason.followup == f.id)
         .order_by(FollowUpReason.id)
     )

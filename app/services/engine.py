@@ -1304,6 +1304,9 @@ def _create_followups(
             if _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) is None:
                 raise RuntimeError(f"plan {cfg.id}: a script needs Python rendering")
         bulk_insert(FollowUp, new)
+        reasons = Decision.select(
+            FollowUp.id, Decision.id, pw.Value((cfg.name or "")[:300]), FollowUp.script, _when(now)
+        ).join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
         if cfg.template == "second_visit":
             text = pw.Case(
                 None,
@@ -1315,28 +1318,15 @@ def _create_followups(
                 ],
                 cfg.name or "",
             )
-        else:
-            text = pw.Value((cfg.name or "")[:300])
-        reasons = (
-            Decision.select(
-                FollowUp.id,
-                Decision.plan,
-                Decision.occurrence,
-                Decision.id,
-                text,
-                FollowUp.script,
-                _when(now),
-            )
-            .join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
-            .join(Customer, on=(Customer.id == Decision.customer))
-            .where(pending)
-        )
+            # The first visit's source is the client's: only this reason reads the client row.
+            reasons = Decision.select(
+                FollowUp.id, Decision.id, text, FollowUp.script, _when(now)
+            ).join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
+            reasons = reasons.join(Customer, on=(Customer.id == Decision.customer))
         FollowUpReason.insert_from(
-            reasons,
+            reasons.where(pending),
             [
                 FollowUpReason.followup,
-                FollowUpReason.plan,
-                FollowUpReason.occurrence,
                 FollowUpReason.decision,
                 FollowUpReason.text,
                 FollowUpReason.script,
@@ -1967,10 +1957,9 @@ def _withdraw_followups(store: Store, event: Event, why: str, now: datetime) -> 
     if followup is None or event.occurred_at < _since_day_start(followup.created_at, store):
         return 0
     reasons = list(
-        FollowUpReason.select(FollowUpReason, Decision.dedupe_key)
-        .join(Decision, pw.JOIN.LEFT_OUTER, on=(Decision.id == FollowUpReason.decision))
+        FollowUpReason.with_plans()
         .where(FollowUpReason.followup == followup.id)
-        .objects()
+        .order_by(FollowUpReason.id)
     )
     plans = {
         p.id: config(p)

@@ -183,10 +183,8 @@ def _decisions(customer: Customer, limit: int):
 def _reasons(customer: Customer, limit: int):
     """Each plan decision that made or joined a follow-up: the why-log's "created" entries."""
     query = (
-        FollowUpReason.select(FollowUpReason, Plan)
-        .join(FollowUp, on=(FollowUp.id == FollowUpReason.followup))
-        .switch(FollowUpReason)
-        .join(Plan, JOIN.LEFT_OUTER, on=(Plan.id == FollowUpReason.plan))
+        FollowUpReason.with_plans()
+        .join_from(FollowUpReason, FollowUp, on=(FollowUp.id == FollowUpReason.followup))
         .where(FollowUp.customer == customer.id)
         .order_by(FollowUpReason.created_at.desc(), FollowUpReason.id.desc())
         .limit(limit)
@@ -196,7 +194,7 @@ def _reasons(customer: Customer, limit: int):
             r.created_at,
             "why",
             r.id,
-            {"decision": "created", "detail": "", "plan": r.plan.name if r.plan_id else ""},
+            {"decision": "created", "detail": "", "plan": r.plan_name or ""},
         )
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from app import clock
-from app.models import ContactLog, FollowUp, FollowUpReason, Plan
+from app.models import ContactLog, FollowUp, Plan
 from app.services import events
 from tests.browser.helpers import htmx_idle
-from tests.factories import PASSWORD, make_card, make_customer, make_staff, make_store
+from tests.factories import PASSWORD, make_card, make_customer, make_reason, make_staff, make_store
 
 pytestmark = pytest.mark.browser
 
@@ -144,7 +144,7 @@ def build(lang: str):
             open_customer=customer.id,
             script=s.script if n == 0 else s.script.split(" ")[0],
         )
-        FollowUpReason.create(followup=f, plan=plan, text="", script=f.script)
+        make_reason(f, plan, script=f.script)
         followups.append(f)
     first = followups[0]
     ContactLog.create(

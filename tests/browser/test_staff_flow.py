@@ -14,12 +14,11 @@ from app.models import (
     CustomerTag,
     Event,
     FollowUp,
-    FollowUpReason,
     Plan,
     Tag,
 )
 from tests.browser.helpers import htmx_idle, no_horizontal_scroll, sign_in
-from tests.factories import make_card, make_customer, make_staff, make_store
+from tests.factories import make_card, make_customer, make_reason, make_staff, make_store
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +36,7 @@ def make_followup(store, customer, staff, due_at, plan, script):
         open_customer=customer.id,
         script=script,
     )
-    FollowUpReason.create(followup=f, plan=plan, text="Lash card expires on 31 Dec", script=script)
+    make_reason(f, plan, text="Lash card expires on 31 Dec", script=script)
     return f
 
 

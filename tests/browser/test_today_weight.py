@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from app import clock
-from app.models import FollowUp, FollowUpReason, Plan
-from tests.factories import PASSWORD, make_customer, make_staff, make_store
+from app.models import FollowUp, Plan
+from tests.factories import PASSWORD, make_customer, make_reason, make_staff, make_store
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ def busy_employee(csrf_app):
             open_customer=customer.id,
             script="สวัสดีค่ะ",
         )
-        FollowUpReason.create(followup=f, plan=plan, text="card", script=f.script)
+        make_reason(f, plan, text="card", script=f.script)
     return staff
 
 
