@@ -57,6 +57,11 @@ def _reset(store: Store) -> None:
         model.delete().where(model.plan.in_(plan_ids)).execute()
     Plan.delete().where(Plan.store == store.id).execute()
     SchedulerLock.delete().execute()
+    if is_postgres():
+        # Vacuum what the delete freed now: an autovacuum starting mid-run would compete for
+        # the cores (and be counted as the engine's server CPU).
+        for table in ("follow_up_reason", "follow_up", "decision", "why_log", "enrollment"):
+            db.execute_sql(f'VACUUM (ANALYZE) "{table}"')
     # Two big plans run a day apart below; the contact budget would (rightly) defer the second.
     store.settings = {**(store.settings or {}), "fatigue_followups": 10}
     store.save()
