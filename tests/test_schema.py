@@ -44,7 +44,9 @@ def test_reasons_keep_their_plan_and_occurrence_across_migration_0016_and_back(t
             " text, script, created_at) VALUES (?, ?, ?, ?, 'Card expiry', 'Hi', ?)",
             (followup.id, plan.id, occ.id, decision.id, "2026-06-01 02:00:00"),
         )
-        assert runner.up() == ["0016_reason_plan_from_decision"]
+        assert runner.up(target="0016_reason_plan_from_decision") == [
+            "0016_reason_plan_from_decision"
+        ]
         with database.bind_ctx([FollowUpReason]):
             (reason,) = FollowUpReason.with_plans()
         assert (reason.followup_id, reason.plan_id, reason.occurrence_id) == (

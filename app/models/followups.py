@@ -58,22 +58,6 @@ class FollowUp(BaseModel):
             (("store", "assignee", "status", "due_at"), False),
             (("store", "plan", "status", "due_at"), False),
             (("store", "status", "updated_at", "assignee", "plan"), False),
-            (
-                ("store", "plan", "status", "completed_at", "returned_at", "return_revenue"),
-                False,
-            ),
-            (
-                (
-                    "store",
-                    "assignee",
-                    "status",
-                    "completed_at",
-                    "plan",
-                    "returned_at",
-                    "return_revenue",
-                ),
-                False,
-            ),
         )
 
 
@@ -84,6 +68,26 @@ FollowUp.add_index(
         FollowUp.parent.is_null(False)
     )
 )
+
+
+# The dashboard's contacts (follow-ups completed in a period) per plan and per employee: only
+# completed follow-ups have a completed_at, so these indexes are partial and the open follow-ups
+# an occurrence inserts write no entry to them (migration 0017).
+for _name, _columns in (
+    (
+        "follow_up_contacts_by_plan",
+        ("store", "plan", "status", "completed_at", "returned_at", "return_revenue"),
+    ),
+    (
+        "follow_up_contacts_by_staff",
+        ("store", "assignee", "status", "completed_at", "plan", "returned_at", "return_revenue"),
+    ),
+):
+    FollowUp.add_index(
+        FollowUp.index(*[getattr(FollowUp, c) for c in _columns], name=_name).where(
+            FollowUp.completed_at.is_null(False)
+        )
+    )
 
 
 class FollowUpReason(BaseModel):
