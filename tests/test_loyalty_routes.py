@@ -328,3 +328,42 @@ def test_manager_saves_points_rules(app, salon):
     assert store.setting("loyalty.campaigns")[0]["multiplier"] == 3
     bad = client.post("/loyalty/settings", data={"loyalty.coupon_days": "-3"}, headers=HX)
     assert bad.status_code == 422
+
+
+def test_a_coupon_code_typed_in_the_client_search_finds_the_coupon_to_mark_used(app, salon):
+    store, employee, _m, outsider, customer, reward = salon
+    coupon = loyalty.redeem(customer, reward, NOW)
+    client = app.test_client()
+    login(client, employee)
+    typed = f" {coupon.code[:4].lower()} {coupon.code[4:].lower()} "  # as read out at the counter
+    html = client.get("/customers", query_string={"q": typed}, headers=HX).get_data(as_text=True)
+    card = re.search(r'<section class="card coupon-match".*?</section>', html, re.S).group(0)
+    assert coupon.code in card and "Free hair mask" in card and "Mei Ling" in card
+    assert f"/customers/{customer.id}/coupons/{coupon.id}/use" in card
+    assert "No clients found." not in html
+    used = client.post(f"/customers/{customer.id}/coupons/{coupon.id}/use")
+    assert used.status_code == 303
+    page = client.get(used.headers["Location"]).get_data(as_text=True)
+    assert f"Coupon {coupon.code} used." in page
+    again = client.get("/customers", query_string={"q": coupon.code}, headers=HX)
+    card = re.search(
+        r'<section class="card coupon-match".*?</section>', again.get_data(as_text=True), re.S
+    ).group(0)
+    assert "Already used on" in card and "/use" not in card
+    # Another store's employee finds nothing by the code.
+    other = app.test_client()
+    login(other, outsider)
+    theirs = other.get("/customers", query_string={"q": coupon.code}, headers=HX)
+    assert "coupon-match" not in theirs.get_data(as_text=True)
+
+
+def test_an_expired_coupon_found_by_code_says_so_and_cannot_be_marked_used(app, salon):
+    _s, employee, _m, _o, customer, reward = salon
+    coupon = loyalty.redeem(customer, reward, NOW - timedelta(days=40))
+    client = app.test_client()
+    login(client, employee)
+    html = client.get("/customers", query_string={"q": coupon.code}, headers=HX).get_data(
+        as_text=True
+    )
+    card = re.search(r'<section class="card coupon-match".*?</section>', html, re.S).group(0)
+    assert "Expired on" in card and "/use" not in card

@@ -9,7 +9,7 @@ from app import clock
 from app.htmx import render
 from app.models import CardProduct, Consent, Customer, CustomerCard, CustomerTag, FollowUp, Tag
 from app.services import customers as customer_service
-from app.services import permissions, timeline
+from app.services import loyalty, permissions, timeline
 from app.services.permissions import manager_required
 
 bp = Blueprint("customers", __name__)
@@ -47,7 +47,13 @@ def _list(flt: customer_service.CustomerFilter, status: int = 200, **extra):
     has_more = len(customers) > PAGE
     manager = current_user.role in ("manager", "owner") and g.store is not None
     total = query.count() if manager and not flt.is_empty() else None
+    # A coupon code typed at the counter finds its client (and the coupon, to mark it used).
+    coupon = loyalty.find_coupon(g.store, flt.q) if g.store is not None and flt.q else None
     ctx = {
+        "coupon": coupon,
+        "coupon_usable": bool(
+            coupon and coupon.status == "active" and coupon.expires_at > clock.now()
+        ),
         "customers": customers[:PAGE],
         "q": flt.q,
         "flt": flt,

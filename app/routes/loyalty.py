@@ -4,7 +4,7 @@ import secrets
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, abort, g, make_response, request, url_for
+from flask import Blueprint, abort, flash, g, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -51,6 +51,8 @@ def _points_context(customer: Customer, error: str = "", notice: str = "", coupo
 def _points_response(customer: Customer, status: int = 200, **extra):
     """The points fragment for htmx; the points page otherwise (after a POST: 303 back)."""
     if request.method == "POST" and status == 200 and not is_partial():
+        if extra.get("notice"):
+            flash(extra["notice"], "success")
         return redirect(url_for("loyalty.points", customer_id=customer.id))
     return render(
         "loyalty/points.html",

@@ -54,3 +54,25 @@ def test_staff_redeem_from_the_profile_and_the_console_counts_it(phone, counter,
     assert console.locator("[data-stat=redeemed]").inner_text() == "200"
     assert console.locator("[data-stat=outstanding]").inner_text() == "120"
     assert no_horizontal_scroll(console)
+
+
+def test_a_client_reads_out_a_coupon_code_and_staff_find_and_use_it_on_a_phone(
+    phone, counter, shoot
+):
+    customer, aisyah, _farah = counter
+    reward = Reward.get(Reward.name == "Free hair mask")
+    coupon = loyalty.redeem(customer, reward, clock.now(), source="portal")
+    sign_in(phone, aisyah.email)
+    phone.goto("/customers")
+    phone.fill("#customer-q", coupon.code.lower())
+    card = phone.locator("#coupon-match")
+    card.wait_for()
+    assert "Free hair mask" in card.inner_text() and "Nurul Huda" in card.inner_text()
+    assert no_horizontal_scroll(phone)
+    shoot(phone, "coupon-lookup-phone", full_page=True)
+    button = card.locator("button", has_text="Mark used")
+    assert button.bounding_box()["height"] >= 40
+    button.tap()
+    phone.wait_for_url(f"**/customers/{customer.id}/points")
+    assert f"Coupon {coupon.code} used." in phone.locator(".flash").inner_text()
+    assert Coupon.get_by_id(coupon.id).status == "used"
