@@ -334,3 +334,54 @@ def test_customer_leaving_the_audience_ends_the_enrollment(app):
     engine.run_due(utc(2026, 7, 19, 2))
     assert Enrollment.get().status == "left"
     assert Message.select().count() == 1
+
+
+def _two_step_broadcast(store, plan_type, schedule):
+    women = {"all": [{"field": "gender", "op": "eq", "value": "female"}]}
+    return plans.create_plan(
+        store,
+        {
+            "name": "Servis dan promo",
+            "type": plan_type,
+            "schedule": schedule,
+            "action": {"kind": "message", "script": "Peringatan {first_name}"},
+            "steps": [
+                {"after_days": 0},
+                {
+                    "after_days": 22,
+                    "script": "RM15 {first_name}",
+                    "branches": [{"audience": women, "script": "RM30 {first_name}"}],
+                },
+            ],
+            "status": "active",
+        },
+        now=utc(2026, 5, 20),
+    )
+
+
+@pytest.mark.parametrize(
+    "plan_type,schedule",
+    [
+        ("one_off", {"at": "2026-06-01T10:00:00"}),
+        ("recurring", {"frequency": "monthly", "day_of_month": 1, "at": "10:00"}),
+    ],
+)
+def test_later_step_branches_by_audience_and_skips_whoever_came_back(app, plan_type, schedule):
+    store = make_store()
+    siti = reachable(make_customer(store, name="Siti Aminah", gender="female"))
+    bob = reachable(make_customer(store, name="Bob Tan", gender="male"))
+    aminah = reachable(make_customer(store, name="Aminah", gender="female"))
+    plan = _two_step_broadcast(store, plan_type, schedule)
+    engine.run_due(utc(2026, 6, 1, 2))  # 10:00 in Kuala Lumpur
+    assert Message.select().count() == 3
+    assert {e.next_step_at for e in Enrollment.select()} == {utc(2026, 6, 23, 2)}
+    event(store, aminah, "visit", utc(2026, 6, 10, 3), "v1")
+    engine.run_due(utc(2026, 6, 23, 1, 59))
+    assert Message.select().count() == 3
+    engine.run_due(utc(2026, 6, 23, 2))
+    step2 = {m.customer_id: m.body for m in Message.select().where(Message.body.startswith("RM"))}
+    assert step2 == {siti.id: "RM30 Siti", bob.id: "RM15 Bob"}
+    status = {
+        e.customer_id: e.status for e in Enrollment.select().where(Enrollment.plan == plan.id)
+    }
+    assert status == {siti.id: "done", bob.id: "done", aminah.id: "converted"}

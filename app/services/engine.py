@@ -1369,7 +1369,10 @@ def _enroll(cfg, store, occ: Occurrence, done, now: datetime) -> None:
             & (Enrollment.step == occ.step - 1)
         ).execute()
         return
-    at = (cfg.schedule or {}).get("at") or (cfg.trigger or {}).get("at")
+    # A one-off plan's schedule `at` is its instant, not a time of day: its later steps keep
+    # the wall time it fired at.
+    at = None if cfg.type == "one_off" else (cfg.schedule or {}).get("at")
+    at = at or (cfg.trigger or {}).get("at")
     next_at = schedule.add_days_local(
         occ.scheduled_for, int(steps[nxt].get("after_days", 0)), at, store.timezone
     )
