@@ -1,7 +1,9 @@
 """The seeds' own scenarios, run through the plan engine with `now=` instants."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+
+import pytest
 
 from app.models import Consent, Decision, Enrollment, FollowUp, Message, Occurrence, WhyLog
 from app.services import engine, events, plans, timeline
@@ -38,6 +40,11 @@ def event(store, customer, etype, at, ext, **kw):
         **kw,
     }
     return events.record_event(store, body, now=at)[0]
+
+
+def spend(store, customer, card, at, ext, amount):
+    """A card_used event paying `amount` from a stored-value card."""
+    return event(store, customer, "card_used", at, ext, card={"id": card.id, "amount": amount})
 
 
 def tick(at):
@@ -163,10 +170,12 @@ def test_cat_deworming_card_reminded_on_30_may_and_30_june_then_not_after_used_u
     assert Message.select().count() == 2  # used up: no more reminders
 
 
-def test_card_expiring_30_june_is_reminded_30_days_before_once(app):
+def test_card_expiring_30_june_is_reminded_30_days_before_once_and_again_once_renewed(app):
     store = shop()
     xiaohong = reachable(make_customer(store, name="小红"))
-    make_card(xiaohong, kind="stored_value", balance=Decimal("800"), expires_on=date(2021, 6, 30))
+    card = make_card(
+        xiaohong, kind="stored_value", balance=Decimal("800"), expires_on=date(2021, 6, 30)
+    )
     plans.create_plan(
         store,
         {"template": "card_expiry", "name": "卡项到期", "status": "active"},
@@ -179,6 +188,13 @@ def test_card_expiring_30_june_is_reminded_30_days_before_once(app):
     tick(utc(2021, 6, 2, 2))
     assert Message.select().count() == 1
     assert "2021年6月30日" in Message.get().body
+    card.expires_on = date(2021, 7, 31)  # renewed: a new expiry date is a new state
+    card.save()
+    tick(utc(2021, 6, 30, 2))
+    assert Message.select().count() == 1
+    tick(utc(2021, 7, 1, 2))
+    assert Message.select().count() == 2
+    assert "2021年7月31日" in Message.select().order_by(Message.id.desc()).get().body
 
 
 def test_count_card_with_two_uses_left_gives_dawang_a_followup_once_per_fall(app):
@@ -267,10 +283,9 @@ def test_ten_oclock_plan_stays_at_ten_in_new_york_across_dst(app):
     assert occ_times == [utc(2026, 3, 7, 15), utc(2026, 3, 8, 14), utc(2026, 3, 9, 14)]
 
 
-def test_downtime_within_grace_runs_once_and_beyond_grace_is_recorded_missed(app):
-    store = shop()
-    reachable(make_customer(store, name="小红"))
-    plans.create_plan(
+def _daily_at_ten(store):
+    """A daily 10:00 message plan switched on on 1 May 2022."""
+    return plans.create_plan(
         store,
         {
             "name": "每日",
@@ -281,6 +296,35 @@ def test_downtime_within_grace_runs_once_and_beyond_grace_is_recorded_missed(app
         },
         now=utc(2022, 5, 1),
     )
+
+
+def _two_one_offs_and_a_birthday(store):
+    """Two one-off messages and the birthday plan, all at 10:00 on 17 May 2022: three messages
+    for a customer born on 17 May, one over the default budget of two."""
+    for name in ("A", "B"):
+        plans.create_plan(
+            store,
+            {
+                "name": name,
+                "type": "one_off",
+                "schedule": {"at": "2022-05-17T10:00:00"},
+                "action": {"kind": "message", "script": name},
+                "priority": 10,
+                "status": "active",
+            },
+            now=utc(2022, 5, 16, 12),
+        )
+    plans.create_plan(
+        store,
+        {"template": "birthday", "name": "生日", "status": "active"},
+        now=utc(2022, 5, 16, 12),
+    )
+
+
+def test_downtime_within_grace_runs_once_and_beyond_grace_is_recorded_missed(app):
+    store = shop()
+    reachable(make_customer(store, name="小红"))
+    _daily_at_ten(store)
     # Down from 1 May until 4 May 12:00 Shanghai: 1–3 May are beyond 24 h, 4 May is within.
     result = tick(utc(2022, 5, 4, 4))
     statuses = {o.key: o.status for o in Occurrence.select()}
@@ -304,6 +348,8 @@ def test_holdout_is_stable_per_customer_and_why_logged(app):
     held = {d.customer_id for d in Decision.select().where(Decision.outcome == "held_out")}
     assert 5 <= len(held) <= 40
     assert WhyLog.select().where(WhyLog.kind == "held_out").count() == len(held)
+    assert Message.select().count() == 200 - len(held)
+    assert not Message.select().where(Message.customer.in_(list(held))).exists()
     tick(utc(2022, 6, 17, 2))
     held_june = {
         d.customer_id
@@ -351,24 +397,7 @@ def test_second_reason_joins_the_open_followup_and_withdrawal_removes_only_its_r
 def test_fatigue_defers_a_third_message_until_budget_frees(app):
     store = shop()
     xiaohong = reachable(make_customer(store, name="小红", birthday=date(1990, 5, 17)))
-    for name in ("A", "B"):
-        plans.create_plan(
-            store,
-            {
-                "name": name,
-                "type": "one_off",
-                "schedule": {"at": "2022-05-17T10:00:00"},
-                "action": {"kind": "message", "script": name},
-                "priority": 10,
-                "status": "active",
-            },
-            now=utc(2022, 5, 16, 12),
-        )
-    plans.create_plan(
-        store,
-        {"template": "birthday", "name": "生日", "status": "active"},
-        now=utc(2022, 5, 16, 12),
-    )
+    _two_one_offs_and_a_birthday(store)
     result = tick(utc(2022, 5, 17, 2))
     assert result["messages"] == 2 and result["deferred"] == 1
     deferred = Decision.get(Decision.outcome == "deferred")
@@ -418,3 +447,159 @@ def test_monthly_day_31_plan_runs_on_28_february(app):
     )
     tick(utc(2027, 2, 28, 2))
     assert Occurrence.get().key == "2027-02-28"
+
+
+def test_behaviour_plan_audience_is_checked_when_it_fires_not_when_the_event_came(app):
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红", level="gold"))
+    xiaomei = reachable(make_customer(store, name="小美", level="silver"))
+    plans.create_plan(
+        store,
+        {
+            "template": "post_service",
+            "name": "补睫毛",
+            "params": {"days_after": 14},
+            "audience": {"all": [{"field": "level", "op": "eq", "value": "gold"}]},
+            "status": "active",
+        },
+        now=utc(2022, 5, 20),
+    )
+    event(store, xiaohong, "service_completed", utc(2022, 6, 1, 3), "lash-hong")
+    event(store, xiaomei, "service_completed", utc(2022, 6, 1, 4), "lash-mei")
+    # Between the service and the check-in 小红 drops to silver and 小美 rises to gold.
+    xiaohong.level, xiaomei.level = "silver", "gold"
+    xiaohong.save()
+    xiaomei.save()
+    tick(utc(2022, 6, 15, 2))
+    assert [m.customer_id for m in Message.select()] == [xiaomei.id]
+
+
+def test_balance_low_reminds_again_only_after_the_card_went_back_above_500(app):
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红"))
+    card = make_card(xiaohong, kind="stored_value", balance=Decimal("800"))
+    plans.create_plan(
+        store,
+        {
+            "template": "balance_low",
+            "name": "余额不足",
+            "action": {"kind": "message"},
+            "status": "active",
+        },
+        now=utc(2022, 5, 1),
+    )
+    spend(store, xiaohong, card, utc(2022, 5, 2, 3), "u1", "400")  # 800 → 400
+    tick(utc(2022, 5, 3, 2))
+    tick(utc(2022, 5, 4, 2))
+    assert Message.select().count() == 1
+    spend(store, xiaohong, card, utc(2022, 5, 10, 3), "u2", "400")  # 400 → 0
+    tick(utc(2022, 5, 11, 2))
+    assert Message.select().count() == 1  # still the same fall below the threshold
+    top_up = {"id": card.id, "amount": "1000"}
+    event(store, xiaohong, "top_up", utc(2022, 5, 20, 3), "t1", card=top_up)  # 0 → 1000
+    tick(utc(2022, 5, 21, 2))
+    assert Message.select().count() == 1
+    spend(store, xiaohong, card, utc(2022, 5, 25, 3), "u3", "600")
+    tick(utc(2022, 5, 26, 2))  # 1000 → 400: a new fall
+    assert Message.select().count() == 2
+
+
+def test_over_budget_the_promotion_is_deferred_before_card_expiry_and_birthday(app):
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红", birthday=date(1990, 5, 17)))
+    make_card(xiaohong, kind="stored_value", balance=Decimal("800"), expires_on=date(2022, 6, 10))
+    made = {}
+    for key, name in (("member_day", "会员日"), ("birthday", "生日"), ("card_expiry", "卡项到期")):
+        made[key] = plans.create_plan(
+            store, {"template": key, "name": name, "status": "active"}, now=utc(2022, 5, 1)
+        )
+    result = tick(utc(2022, 5, 17, 2))  # member day on the 18th, birthday and expiry today
+    assert result["messages"] == 2 and result["deferred"] == 1
+    assert Decision.get(Decision.outcome == "deferred").plan_id == made["member_day"].id
+    assert {m.plan_id for m in Message.select()} == {made["birthday"].id, made["card_expiry"].id}
+    assert WhyLog.get(WhyLog.kind == "deferred").plan_id == made["member_day"].id
+
+
+def test_second_staff_followup_within_seven_days_is_deferred_until_the_budget_frees(app):
+    store = shop()
+    make_staff(stores=[store], name="大王")
+    xiaohong = make_customer(store, name="小红")
+    make_card(xiaohong, kind="count", remaining_uses=2)
+    wallet = make_card(xiaohong, kind="stored_value", balance=Decimal("800"))
+    plans.create_plan(
+        store,
+        {"template": "count_card_low", "name": "次卡不足", "status": "active"},
+        now=utc(2022, 5, 1),
+    )
+    balance = plans.create_plan(
+        store,
+        {"template": "balance_low", "name": "余额不足", "status": "active"},
+        now=utc(2022, 5, 1),
+    )
+    tick(utc(2022, 5, 2, 1))
+    first = FollowUp.get()
+    FollowUp.update(status="done", open_customer=None).execute()  # 大王 called her
+    spend(store, xiaohong, wallet, utc(2022, 5, 2, 6), "u1", "400")
+    result = tick(utc(2022, 5, 3, 1))
+    assert result["followups"] == 0 and result["deferred"] == 1
+    deferred = Decision.get((Decision.plan == balance.id) & (Decision.outcome == "deferred"))
+    assert deferred.defer_until == first.created_at + timedelta(days=7)
+    assert "over the contact budget" in WhyLog.get(WhyLog.kind == "deferred").detail
+    tick(utc(2022, 5, 9, 0, 59))
+    assert FollowUp.select().count() == 1  # not yet: 1 follow-up per 7 days
+    tick(utc(2022, 5, 9, 1))
+    assert FollowUp.select().count() == 2
+    assert Decision.get_by_id(deferred.id).outcome == "followup"
+
+
+def test_opted_out_and_unreachable_customers_are_skipped_each_with_why(app):
+    store = shop()
+    xiaohong = make_customer(store, name="小红")
+    Consent.create(customer=xiaohong, channel="whatsapp", granted=False)
+    xiaomei = make_customer(store, name="小美")  # never asked
+    plans.create_plan(
+        store, {"template": "member_day", "name": "会员日", "status": "active"}, now=utc(2022, 5, 1)
+    )
+    tick(utc(2022, 5, 17, 2))
+    assert Message.select().count() == 0
+    why = {w.customer_id: (w.kind, w.detail) for w in WhyLog.select()}
+    assert why[xiaohong.id] == ("skipped", "opted out")
+    assert why[xiaomei.id][0] == "skipped" and "no consent" in why[xiaomei.id][1]
+
+
+def test_grace_period_is_the_stores_own_setting(app):
+    store = shop()
+    store.settings = {**(store.settings or {}), "grace_hours": 2}
+    store.save()
+    reachable(make_customer(store, name="小红"))
+    _daily_at_ten(store)
+    # Down until 13:00 Shanghai on 1 May: three hours late is beyond a two-hour grace.
+    result = tick(utc(2022, 5, 1, 5))
+    assert result["missed"] == 1 and Occurrence.get().status == "missed"
+    assert Message.select().count() == 0
+    result = tick(utc(2022, 5, 2, 3, 30))  # 11:30: within the grace
+    assert result["occurrences"] == 1 and Message.select().count() == 1
+
+
+def test_a_deferred_contact_whose_retry_was_killed_is_finished_by_the_next_tick(app, monkeypatch):
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红", birthday=date(1990, 5, 17)))
+    _two_one_offs_and_a_birthday(store)
+    tick(utc(2022, 5, 17, 2))
+    deferred = Decision.get(Decision.outcome == "deferred")
+
+    real = engine._create_messages
+
+    def killed_while_retrying(*args, **kwargs):
+        if Decision.get_by_id(deferred.id).outcome == "pending":
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_create_messages", killed_while_retrying)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        tick(utc(2022, 5, 24, 2))
+    assert Decision.get_by_id(deferred.id).outcome == "pending"
+    monkeypatch.undo()
+    tick(utc(2022, 5, 24, 2, 1))
+    assert Decision.get_by_id(deferred.id).outcome == "message"
+    assert Message.select().where(Message.customer == xiaohong.id).count() == 3
