@@ -520,36 +520,48 @@ def test_over_budget_the_promotion_is_deferred_before_card_expiry_and_birthday(a
     assert WhyLog.get(WhyLog.kind == "deferred").plan_id == made["member_day"].id
 
 
-def test_second_staff_followup_within_seven_days_is_deferred_until_the_budget_frees(app):
-    store = shop()
+def _balance_followup_deferred_behind_a_count_card_call(store):
+    """大王 calls 小红 about her count card on 2 May; her wallet falls to 400 the same day, and
+    the balance follow-up of 3 May is over the budget of one staff follow-up per 7 days."""
     make_staff(stores=[store], name="大王")
     xiaohong = make_customer(store, name="小红")
     make_card(xiaohong, kind="count", remaining_uses=2)
     wallet = make_card(xiaohong, kind="stored_value", balance=Decimal("800"))
-    plans.create_plan(
-        store,
-        {"template": "count_card_low", "name": "次卡不足", "status": "active"},
-        now=utc(2022, 5, 1),
-    )
-    balance = plans.create_plan(
-        store,
-        {"template": "balance_low", "name": "余额不足", "status": "active"},
-        now=utc(2022, 5, 1),
-    )
+    for key, name in (("count_card_low", "次卡不足"), ("balance_low", "余额不足")):
+        plans.create_plan(
+            store, {"template": key, "name": name, "status": "active"}, now=utc(2022, 5, 1)
+        )
     tick(utc(2022, 5, 2, 1))
-    first = FollowUp.get()
     FollowUp.update(status="done", open_customer=None).execute()  # 大王 called her
     spend(store, xiaohong, wallet, utc(2022, 5, 2, 6), "u1", "400")
     result = tick(utc(2022, 5, 3, 1))
     assert result["followups"] == 0 and result["deferred"] == 1
-    deferred = Decision.get((Decision.plan == balance.id) & (Decision.outcome == "deferred"))
-    assert deferred.defer_until == first.created_at + timedelta(days=7)
+    return xiaohong, wallet, Decision.get(Decision.outcome == "deferred")
+
+
+def test_second_staff_followup_within_seven_days_is_deferred_until_the_budget_frees(app):
+    store = shop()
+    _xiaohong, _wallet, deferred = _balance_followup_deferred_behind_a_count_card_call(store)
+    assert deferred.plan.name == "余额不足"
+    assert deferred.defer_until == FollowUp.get().created_at + timedelta(days=7)
     assert "over the contact budget" in WhyLog.get(WhyLog.kind == "deferred").detail
     tick(utc(2022, 5, 9, 0, 59))
     assert FollowUp.select().count() == 1  # not yet: 1 follow-up per 7 days
     tick(utc(2022, 5, 9, 1))
     assert FollowUp.select().count() == 2
     assert Decision.get_by_id(deferred.id).outcome == "followup"
+
+
+def test_deferred_balance_followup_is_withdrawn_when_she_tops_up_that_card(app):
+    store = shop()
+    xiaohong, wallet, deferred = _balance_followup_deferred_behind_a_count_card_call(store)
+    top_up = {"id": wallet.id, "amount": "1000"}
+    event(store, xiaohong, "top_up", utc(2022, 5, 4, 3), "t1", card=top_up)
+    decision = Decision.get_by_id(deferred.id)
+    assert decision.outcome == "withdrawn" and "topped up" in decision.reason
+    assert "topped up" in WhyLog.get(WhyLog.kind == "withdrawn").detail
+    tick(utc(2022, 5, 9, 1))
+    assert FollowUp.select().count() == 1
 
 
 def test_opted_out_and_unreachable_customers_are_skipped_each_with_why(app):
@@ -603,3 +615,30 @@ def test_a_deferred_contact_whose_retry_was_killed_is_finished_by_the_next_tick(
     tick(utc(2022, 5, 24, 2, 1))
     assert Decision.get_by_id(deferred.id).outcome == "message"
     assert Message.select().where(Message.customer == xiaohong.id).count() == 3
+
+
+def test_custom_behaviour_plan_fires_days_after_buying_a_chosen_product_at_its_time(app):
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红"))
+    xiaomei = reachable(make_customer(store, name="小美"))
+    plans.create_plan(
+        store,
+        {
+            "name": "面膜回访",
+            "type": "behaviour",
+            "trigger": {"event": "purchase", "products": ["MASK"], "delay_days": 2, "at": "15:00"},
+            "action": {"kind": "message", "script": "{first_name},面膜用得怎么样?"},
+            "status": "active",
+        },
+        now=utc(2022, 5, 20),
+    )
+    mask = [{"sku": "MASK", "name": "面膜"}]
+    event(store, xiaohong, "purchase", utc(2022, 6, 1, 3), "p1", amount="99", items=mask)
+    lipstick = [{"sku": "LIP", "name": "口红"}]
+    event(store, xiaomei, "purchase", utc(2022, 6, 1, 3), "p2", amount="199", items=lipstick)
+    tick(utc(2022, 6, 3, 6, 59))
+    assert Message.select().count() == 0
+    tick(utc(2022, 6, 3, 7))  # 15:00 in Shanghai, two days later
+    assert [(m.customer_id, m.body) for m in Message.select()] == [
+        (xiaohong.id, "小红,面膜用得怎么样?")
+    ]

@@ -1,9 +1,12 @@
 """The tick runs every piece of due work: plans, leave hand-over, the outbox."""
 
-from datetime import date
+from datetime import date, datetime
 
-from app.models import FollowUp, StaffLeave
+import pytest
+
+from app.models import FollowUp, Message, StaffLeave
 from app.services import scheduler
+from tests import test_engine
 from tests.factories import make_customer, make_staff, make_store, utc
 
 
@@ -77,3 +80,22 @@ def test_an_event_reruns_tag_rules_for_that_customer_at_once(app):
     # Only the customer of the event is re-evaluated; the nightly run handles everyone else.
     assert tagged == {customer.id}
     assert other.id not in tagged
+
+
+def test_huey_runs_the_same_tick_every_minute_and_never_twice_at_once(app, monkeypatch):
+    from huey.exceptions import TaskLockedException
+
+    from app.tasks import jobs
+
+    store = test_engine.make_store()  # with its message channels set up
+    test_engine.crowd(store, 1)
+    test_engine.daily(store)
+    periodic = jobs.tick.s()
+    assert all(periodic.validate_datetime(datetime(2026, 5, 17, 2, m)) for m in range(60))
+    monkeypatch.setenv("REVISIT_NOW", test_engine.NOON.isoformat())
+    with jobs.huey.lock_task("revisit-tick"):
+        with pytest.raises(TaskLockedException):
+            jobs.tick.call_local()
+    assert Message.select().count() == 0
+    assert "messages 1" in jobs.tick.call_local()
+    assert Message.select().count() == 1
