@@ -7,6 +7,7 @@ import pytest
 
 from app.models import Consent, Decision, Enrollment, FollowUp, Message, Occurrence, WhyLog
 from app.services import engine, events, plans, timeline
+from app.services.validation import ValidationError
 from tests.factories import (
     make_card,
     make_customer,
@@ -642,3 +643,71 @@ def test_custom_behaviour_plan_fires_days_after_buying_a_chosen_product_at_its_t
     assert [(m.customer_id, m.body) for m in Message.select()] == [
         (xiaohong.id, "小红,面膜用得怎么样?")
     ]
+
+
+def test_custom_plan_repeats_every_ten_days_after_a_week_until_a_newer_purchase_or_she_leaves(
+    app,
+):
+    """A custom behaviour plan with a repeat: first `delay_days` after the purchase, then every
+    `every_days`; a newer purchase restarts the count, and leaving the audience ends it."""
+    store = shop()
+    xiaohong = reachable(make_customer(store, name="小红", gender="female"))
+    xiaomei = reachable(make_customer(store, name="小美", gender="female"))
+    plans.create_plan(
+        store,
+        {
+            "name": "面膜补货提醒",
+            "type": "behaviour",
+            "audience": {"all": [{"field": "gender", "op": "eq", "value": "female"}]},
+            "trigger": {
+                "event": "purchase",
+                "products": ["MASK"],
+                "delay_days": 7,
+                "every_days": 10,
+                "at": "15:00",
+            },
+            "action": {"kind": "message", "script": "{first_name},面膜快用完了吗?"},
+            "status": "active",
+        },
+        now=utc(2022, 5, 20),
+    )
+    mask = [{"sku": "MASK", "name": "面膜"}]
+    event(store, xiaohong, "purchase", utc(2022, 6, 1, 3), "p1", amount="99", items=mask)
+    event(store, xiaomei, "purchase", utc(2022, 6, 1, 3), "p2", amount="99", items=mask)
+    day = date(2022, 6, 2)
+    while day <= date(2022, 7, 20):
+        if day == date(2022, 6, 22):
+            xiaomei.gender = "male"  # recorded wrongly at first: she leaves the audience
+            xiaomei.save()
+        if day == date(2022, 6, 25):
+            event(store, xiaohong, "purchase", utc(2022, 6, 25, 3), "p3", amount="99", items=mask)
+        tick(utc(day.year, day.month, day.day, 7))  # 15:00 in Shanghai
+        day += timedelta(days=1)
+
+    def days(customer):
+        return [
+            (m.created_at + timedelta(hours=8)).date().isoformat()
+            for m in Message.select()
+            .where(Message.customer == customer.id)
+            .order_by(Message.created_at)
+        ]
+
+    # 1 June + 7, + 17; the purchase on 25 June restarts (28 June is not sent): + 7, + 17.
+    assert days(xiaohong) == ["2022-06-08", "2022-06-18", "2022-07-02", "2022-07-12"]
+    assert days(xiaomei) == ["2022-06-08", "2022-06-18"]
+
+
+def test_a_repeat_of_zero_or_fewer_days_is_refused(app):
+    store = shop()
+    with pytest.raises(ValidationError) as refused:
+        plans.create_plan(
+            store,
+            {
+                "name": "x",
+                "type": "behaviour",
+                "trigger": {"event": "purchase", "every_days": -5},
+                "action": {"kind": "message", "script": "hi"},
+            },
+            now=utc(2022, 5, 20),
+        )
+    assert "every_days" in str(refused.value.errors)

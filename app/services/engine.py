@@ -407,9 +407,11 @@ def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, 
         where &= (Event.occurred_at >= window_start) & (Event.occurred_at < window_end)
         repeat = None
     elif every:
+        # Fires `delay` days after the event, then every `every` days (repeat k = 1, 2, …),
+        # while the audience holds and no newer such event restarted the count.
         ranges = []
-        for k in range(1, max(1, REPEAT_HORIZON_DAYS // every) + 1):
-            lo, hi = schedule.day_bounds(day - timedelta(days=every * k), tz)
+        for k in range(1, (REPEAT_HORIZON_DAYS - delay) // every + 2):
+            lo, hi = schedule.day_bounds(day - timedelta(days=delay + every * (k - 1)), tz)
             ranges.append(((Event.occurred_at >= lo) & (Event.occurred_at < hi), k))
         where &= _any(ranges)
         repeat = pw.Case(None, ranges)
@@ -457,7 +459,28 @@ def _event_candidates(cfg, store: Store, occ: Occurrence, day: date, mode: str, 
         if repeat is not None:
             parts += [":", _text(repeat)]
         return query.select(Customer.id, _concat(*parts)).where(where)
-    return query.select(Customer.id, _concat("ev:", _text(Event.id))).where(where)
+    if repeat is None:
+        return query.select(Customer.id, _concat("ev:", _text(Event.id))).where(where)
+    Newer = Event.alias("newer")
+    newer = Newer.select(Newer.id).where(
+        (Newer.customer == Event.customer)
+        & Newer.type.in_(types)
+        & (Newer.occurred_at > Event.occurred_at)
+        & (Newer.triggers_plans == True)  # noqa: E712
+    )
+    if trigger.get("products"):
+        newer = newer.where(
+            pw.fn.EXISTS(
+                EventItem.select(EventItem.id).where(
+                    (EventItem.event == Newer.id) & EventItem.sku.in_(list(trigger["products"]))
+                )
+            )
+        )
+    # The first firing keeps the plain event key; each repeat has its own.
+    key = _concat(
+        "ev:", _text(Event.id), pw.Case(None, [(repeat > 1, _concat(":", _text(repeat)))], "")
+    )
+    return query.select(Customer.id, key).where(where & ~pw.fn.EXISTS(newer))
 
 
 def _earliest_backfill_day(cfg, store: Store, switched_on: datetime, delay: int) -> date:

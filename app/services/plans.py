@@ -159,6 +159,8 @@ def _custom_trigger(raw, errors: Errors) -> dict | None:
             trigger["products"] = [str(p) for p in raw["products"]]
         if raw.get("every_days"):
             trigger["every_days"] = int(raw["every_days"])
+            if trigger["every_days"] < 1:
+                raise ValueError("every_days must be at least 1")
         return trigger
     except (ValueError, TypeError) as exc:
         errors.add("trigger", str(exc))
