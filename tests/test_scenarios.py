@@ -697,7 +697,11 @@ def test_custom_plan_repeats_every_ten_days_after_a_week_until_a_newer_purchase_
     assert days(xiaomei) == ["2022-06-08", "2022-06-18"]
 
 
-def test_a_repeat_of_zero_or_fewer_days_is_refused(app):
+@pytest.mark.parametrize(
+    "trigger, field",
+    [({"every_days": -5}, "every_days"), ({"delay_days": 100_000}, "delay_days")],
+)
+def test_a_repeat_below_one_day_or_a_delay_beyond_ten_years_is_refused(app, trigger, field):
     store = shop()
     with pytest.raises(ValidationError) as refused:
         plans.create_plan(
@@ -705,9 +709,9 @@ def test_a_repeat_of_zero_or_fewer_days_is_refused(app):
             {
                 "name": "x",
                 "type": "behaviour",
-                "trigger": {"event": "purchase", "every_days": -5},
+                "trigger": {"event": "purchase", **trigger},
                 "action": {"kind": "message", "script": "hi"},
             },
             now=utc(2022, 5, 20),
         )
-    assert "every_days" in str(refused.value.errors)
+    assert field in str(refused.value.errors)

@@ -2,6 +2,8 @@
 
 import copy
 
+from app.models.events import EVENT_TYPES
+
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 MAX_ID = 2_147_483_647
 _OPERATIONS: dict[tuple[str, str], dict] = {}
@@ -281,6 +283,25 @@ SCHEMAS = {
             "backfill": {"type": "boolean"},
         },
     },
+    "Trigger": {
+        "type": "object",
+        "description": "A behaviour plan's trigger: it fires `delay_days` after each matching "
+        "event, at `at` store time, and with `every_days` again every so many days while the "
+        "client stays in the audience, until a newer such event restarts the count.",
+        "properties": {
+            "event": {
+                "description": "One event type or a list of them.",
+                "oneOf": [
+                    {"type": "string", "enum": list(EVENT_TYPES)},
+                    {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+                ],
+            },
+            "products": {"type": "array", "items": {"type": "string"}},
+            "delay_days": {"type": "integer", "minimum": 0, "maximum": 3650},
+            "every_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+            "at": {"type": "string", "description": "HH:MM, store time (default 09:00)"},
+        },
+    },
     "PlanInput": {
         "type": "object",
         "required": ["name"],
@@ -290,7 +311,7 @@ SCHEMAS = {
             "params": {"type": "object"},
             "type": {"type": "string", "enum": ["one_off", "behaviour", "recurring"]},
             "schedule": {"type": "object"},
-            "trigger": {"type": "object"},
+            "trigger": {"$ref": "#/components/schemas/Trigger"},
             "audience": {"$ref": "#/components/schemas/Audience"},
             "action": {
                 "type": "object",
@@ -315,7 +336,7 @@ SCHEMAS = {
             "name": {"type": "string"},
             "params": {"type": "object"},
             "schedule": {"type": "object"},
-            "trigger": {"type": "object"},
+            "trigger": {"$ref": "#/components/schemas/Trigger"},
             "audience": {"$ref": "#/components/schemas/Audience"},
             "action": {"type": "object"},
             "steps": {"type": "array", "items": {"type": "object"}},

@@ -141,6 +141,9 @@ def _custom_schedule(raw, plan_type: str, store: Store, errors: Errors) -> dict 
     return out
 
 
+MAX_DAYS = 3650  # a delay or repeat of up to ten years
+
+
 def _custom_trigger(raw, errors: Errors) -> dict | None:
     raw = dict(raw or {})
     events = raw.get("event") or raw.get("events")
@@ -153,14 +156,14 @@ def _custom_trigger(raw, errors: Errors) -> dict | None:
             "delay_days": int(raw.get("delay_days", 0)),
             "at": schedule.parse_time(raw.get("at", "09:00")).strftime("%H:%M"),
         }
-        if trigger["delay_days"] < 0:
-            raise ValueError("delay_days cannot be negative")
+        if not 0 <= trigger["delay_days"] <= MAX_DAYS:
+            raise ValueError(f"delay_days must be between 0 and {MAX_DAYS}")
         if raw.get("products"):
             trigger["products"] = [str(p) for p in raw["products"]]
         if raw.get("every_days"):
             trigger["every_days"] = int(raw["every_days"])
-            if trigger["every_days"] < 1:
-                raise ValueError("every_days must be at least 1")
+            if not 1 <= trigger["every_days"] <= MAX_DAYS:
+                raise ValueError(f"every_days must be between 1 and {MAX_DAYS}")
         return trigger
     except (ValueError, TypeError) as exc:
         errors.add("trigger", str(exc))
