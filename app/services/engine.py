@@ -1327,10 +1327,8 @@ def _create_followups(
             if _insert_followups_sql(cfg, store, occ, action, pending, now, due_at, day) is None:
                 raise RuntimeError(f"plan {cfg.id}: a script needs Python rendering")
         bulk_insert(FollowUp, new)
-        reasons = Decision.select(
-            FollowUp.id, Decision.id, pw.Value((cfg.name or "")[:300]), FollowUp.script, _when(now)
-        ).join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
-        if cfg.template == "second_visit":
+        second_visit = cfg.template == "second_visit"
+        if second_visit:
             text = pw.Case(
                 None,
                 [
@@ -1341,10 +1339,12 @@ def _create_followups(
                 ],
                 cfg.name or "",
             )
-            # The first visit's source is the client's: only this reason reads the client row.
-            reasons = Decision.select(
-                FollowUp.id, Decision.id, text, FollowUp.script, _when(now)
-            ).join(FollowUp, on=(FollowUp.open_customer == Decision.customer))
+        else:
+            text = pw.Value((cfg.name or "")[:300])
+        reasons = Decision.select(FollowUp.id, Decision.id, text, FollowUp.script, _when(now)).join(
+            FollowUp, on=(FollowUp.open_customer == Decision.customer)
+        )
+        if second_visit:  # the first visit's source: only this text reads the client row
             reasons = reasons.join(Customer, on=(Customer.id == Decision.customer))
         FollowUpReason.insert_from(
             reasons.where(pending),
